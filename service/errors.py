@@ -1,0 +1,66 @@
+"""One error hierarchy for the whole service.
+
+Every failure a client can cause is a ``ServiceError`` subclass carrying its HTTP status and a
+stable machine-readable ``code``; one exception handler renders them all as
+``{"error": {"code": ..., "message": ...}}``. Messages never contain patient data.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    status_code: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class UnsupportedMediaType(ServiceError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class InvalidImage(ServiceError):
+    """The bytes claim to be a supported format but cannot be decoded."""
+
+    status_code = 422
+    code = "invalid_image"
+
+
+class InvalidRequest(ServiceError):
+    status_code = 422
+    code = "invalid_request"
+
+
+class UnsuitableImage(ServiceError):
+    """Decodable, but not an image the model is meant for (e.g. a lateral or CT DICOM)."""
+
+    status_code = 422
+    code = "unsuitable_image"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class ImageTooLarge(ServiceError):
+    status_code = 413
+    code = "image_too_large"
+
+
+class NotReady(ServiceError):
+    status_code = 503
+    code = "not_ready"
+
+
+class Overloaded(ServiceError):
+    status_code = 503
+    code = "overloaded"
+
+
+class ModelArtifactError(Exception):
+    """The model folder is missing, inconsistent or corrupt: the service refuses to start."""

@@ -1,0 +1,1 @@
+"""Model artifact, preprocessing, compiled inference and Grad-CAM."""

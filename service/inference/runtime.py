@@ -1,0 +1,125 @@
+"""A loaded classifier: compiled forward pass and one-pass Grad-CAM.
+
+The Keras model is split once, at load time, into a *trunk* (input -> Grad-CAM layer, e.g.
+``block5_conv3``) and a *head* (that layer's output -> ``logits``). Both compiled functions run
+the trunk once; ``explain`` records a ``tf.GradientTape`` over the small head only, so Grad-CAM
+costs a few milliseconds on top of the forward pass and the probabilities and the map come from
+the same forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from service.errors import ModelArtifactError
+from service.inference.artifact import ModelMetadata, read_metadata
+
+
+@dataclass(frozen=True)
+class Explanation:
+    probabilities: np.ndarray  # (n, classes) float32, rows sum to 1
+    targets: np.ndarray  # (n,) int32, the class each map explains
+    cams: np.ndarray  # (n, h, w) float32, ReLU'd Grad-CAM at the layer's resolution
+
+
+def split_at_layer(
+    model: keras.Model, trunk_layer: str, logits_layer: str
+) -> tuple[keras.Model, keras.Model]:
+    """Trunk = input..trunk_layer; head = the chain of layers after it up to ``logits_layer``."""
+    names = [layer.name for layer in model.layers]
+    for required in (trunk_layer, logits_layer):
+        if required not in names:
+            raise ModelArtifactError(f"The model has no layer named {required!r}.")
+    start, stop = names.index(trunk_layer), names.index(logits_layer)
+    if stop <= start:
+        raise ModelArtifactError(f"{logits_layer!r} must come after {trunk_layer!r}.")
+    trunk_output = model.get_layer(trunk_layer).output
+    trunk = keras.Model(model.inputs, trunk_output, name="trunk")
+    head_input = keras.Input(shape=tuple(trunk_output.shape[1:]), name="gradcam_features")
+    features = head_input
+    for layer in model.layers[start + 1 : stop + 1]:
+        features = layer(features)
+    head = keras.Model(head_input, features, name="head")
+    return trunk, head
+
+
+class ClassifierRuntime:
+    """Holds the model and its compiled functions. Thread-safe for concurrent calls."""
+
+    def __init__(self, model: keras.Model, metadata: ModelMetadata) -> None:
+        self.metadata = metadata
+        self.input_size = (metadata.input.height, metadata.input.width)
+        self.model = model
+        self._trunk, self._head = split_at_layer(
+            model, metadata.gradcam_layer, metadata.logits_layer
+        )
+        n_outputs = int(self._head.output.shape[-1])
+        if n_outputs != len(metadata.classes):
+            raise ModelArtifactError(
+                f"The model has {n_outputs} outputs but metadata.json names "
+                f"{len(metadata.classes)} classes."
+            )
+        spec = tf.TensorSpec([None, *self.input_size, 3], tf.float32, name="images")
+        self._predict = tf.function(self._predict_graph, input_signature=[spec])
+        self._explain = tf.function(
+            self._explain_graph,
+            input_signature=[spec, tf.TensorSpec([None], tf.int32, name="targets")],
+        )
+
+    @classmethod
+    def load(cls, model_dir: Path) -> ClassifierRuntime:
+        metadata = read_metadata(model_dir)
+        try:
+            model = keras.saving.load_model(model_dir / metadata.model_file, compile=False)
+        except Exception as exc:  # Keras raises many types for a bad file
+            raise ModelArtifactError(f"Cannot load {model_dir / metadata.model_file}: {exc}") from exc
+        return cls(model, metadata)
+
+    # --- compiled graphs -------------------------------------------------------------------
+    def _predict_graph(self, images: tf.Tensor) -> tf.Tensor:
+        features = self._trunk(images, training=False)
+        return tf.nn.softmax(self._head(features, training=False), axis=-1)
+
+    def _explain_graph(self, images: tf.Tensor, targets: tf.Tensor) -> tuple[Any, Any, Any]:
+        features = self._trunk(images, training=False)
+        with tf.GradientTape() as tape:
+            tape.watch(features)
+            logits = self._head(features, training=False)
+            # A negative target means "the top class" of this very forward pass.
+            chosen = tf.where(targets < 0, tf.argmax(logits, axis=-1, output_type=tf.int32), targets)
+            scores = tf.gather(logits, chosen, axis=1, batch_dims=1)
+        gradients = tape.gradient(scores, features)
+        channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+        cams = tf.nn.relu(tf.reduce_sum(features * channel_weights, axis=-1))
+        return tf.nn.softmax(logits, axis=-1), chosen, cams
+
+    # --- public API (numpy in, numpy out) ---------------------------------------------------
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        probabilities: np.ndarray = self._predict(tf.convert_to_tensor(batch)).numpy()
+        return probabilities
+
+    def explain(self, batch: np.ndarray, targets: np.ndarray) -> Explanation:
+        probabilities, chosen, cams = self._explain(
+            tf.convert_to_tensor(batch), tf.convert_to_tensor(targets, dtype=tf.int32)
+        )
+        return Explanation(probabilities.numpy(), chosen.numpy(), cams.numpy())
+
+    def warm_up(self) -> None:
+        """Trace both graphs and check that trunk+head reproduce the saved model's output."""
+        rng = np.random.default_rng(0)
+        batch = rng.normal(0.0, 50.0, size=(1, *self.input_size, 3)).astype(np.float32)
+        split = self.predict(batch)
+        self.explain(batch, np.array([-1], dtype=np.int32))
+        whole = np.asarray(self.model(batch, training=False))
+        if not np.allclose(split, whole, atol=1e-4):
+            raise ModelArtifactError(
+                "Splitting the model at the Grad-CAM layer changes its output: the layers after "
+                f"{self.metadata.gradcam_layer!r} must form a simple chain ending in "
+                f"{self.metadata.logits_layer!r} followed by a softmax."
+            )

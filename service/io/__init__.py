@@ -1,0 +1,1 @@
+"""Turning uploaded bytes into pixels: format sniffing and decoding."""
