@@ -78,7 +78,9 @@ class ClassifierRuntime:
         try:
             model = keras.saving.load_model(model_dir / metadata.model_file, compile=False)
         except Exception as exc:  # Keras raises many types for a bad file
-            raise ModelArtifactError(f"Cannot load {model_dir / metadata.model_file}: {exc}") from exc
+            raise ModelArtifactError(
+                f"Cannot load {model_dir / metadata.model_file}: {exc}"
+            ) from exc
         return cls(model, metadata)
 
     # --- compiled graphs -------------------------------------------------------------------
@@ -92,7 +94,9 @@ class ClassifierRuntime:
             tape.watch(features)
             logits = self._head(features, training=False)
             # A negative target means "the top class" of this very forward pass.
-            chosen = tf.where(targets < 0, tf.argmax(logits, axis=-1, output_type=tf.int32), targets)
+            chosen = tf.where(
+                targets < 0, tf.argmax(logits, axis=-1, output_type=tf.int32), targets
+            )
             scores = tf.gather(logits, chosen, axis=1, batch_dims=1)
         gradients = tape.gradient(scores, features)
         channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)

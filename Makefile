@@ -1,0 +1,50 @@
+# One entry point for people and CI. Every target creates the virtualenv when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+CONFIG ?= training/configs/default.yaml
+export CXR_MODEL_DIR ?= models/cxr-vgg16-3class
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install serve test check format weights train evaluate bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,train]'
+	touch $@
+
+install: $(BIN)/.installed
+
+serve: install
+	@if [ ! -f "$(CXR_MODEL_DIR)/metadata.json" ]; then \
+	  echo "No model at $(CXR_MODEL_DIR)."; \
+	  echo "Get one with:  make weights && make train   (or set CXR_MODEL_DIR to a model folder)"; \
+	  exit 1; fi
+	$(BIN)/uvicorn --factory service.main:create_app --host $(HOST) --port $(PORT) --workers 1
+
+test: install
+	$(BIN)/pytest
+
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy service
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+weights: install
+	$(BIN)/python -m training.weights
+
+train: install
+	$(BIN)/python -m training.train --config $(CONFIG)
+
+evaluate: install
+	$(BIN)/python -m training.evaluate $(CXR_MODEL_DIR)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

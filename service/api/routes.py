@@ -1,0 +1,99 @@
+"""HTTP routes. Thin: parse the request, call ``service.analysis``, return a pydantic model."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from service import analysis
+from service.api.docs import IMAGE_ERRORS, NOT_READY, image_request_body
+from service.api.upload import read_upload
+from service.errors import NotReady
+from service.schemas import Explanation, ModelInfo, Prediction, Status
+from service.settings import DISCLAIMER
+from service.state import ServiceState
+
+router = APIRouter()
+
+
+def get_state(request: Request) -> ServiceState:
+    state: ServiceState = request.state.service
+    return state
+
+
+State = Annotated[ServiceState, Depends(get_state)]
+
+
+@router.get("/health", response_model=Status, tags=["status"], summary="Process is alive")
+async def health() -> Status:
+    return Status(status="ok")
+
+
+@router.get(
+    "/ready",
+    response_model=Status,
+    responses=NOT_READY,
+    tags=["status"],
+    summary="Model loaded and warmed up",
+)
+async def ready(state: State) -> Status:
+    if not state.ready:
+        detail = f" ({state.load_error})" if state.load_error else ""
+        raise NotReady(f"The model is not loaded yet{detail}.", headers={"Retry-After": "2"})
+    return Status(status="ready")
+
+
+@router.get(
+    "/model",
+    response_model=ModelInfo,
+    responses=NOT_READY,
+    tags=["model"],
+    summary="The served model: classes, input, preprocessing, training data and metrics",
+)
+async def model_info(state: State) -> ModelInfo:
+    metadata = analysis.require_runtime(state).metadata
+    return ModelInfo(
+        name=metadata.name,
+        version=metadata.version,
+        classes=metadata.classes,
+        input=metadata.input,
+        preprocessing=metadata.preprocessing,
+        gradcam_layer=metadata.gradcam_layer,
+        sha256=metadata.sha256,
+        training=metadata.training,
+        metrics=metadata.metrics,
+        disclaimer=DISCLAIMER,
+    )
+
+
+@router.post(
+    "/predict",
+    response_model=Prediction,
+    responses=IMAGE_ERRORS,
+    tags=["inference"],
+    summary="Class probabilities for a chest radiograph (PNG, JPEG or DICOM)",
+    openapi_extra=image_request_body(with_target=False),
+)
+async def predict(request: Request, state: State) -> Prediction:
+    upload = await read_upload(request, limit=state.settings.max_upload_bytes)
+    return await analysis.predict(state, upload.data)
+
+
+@router.post(
+    "/explain",
+    response_model=Explanation,
+    responses=IMAGE_ERRORS,
+    tags=["inference"],
+    summary="Probabilities plus a Grad-CAM heatmap and overlay (base64 PNGs)",
+    openapi_extra=image_request_body(with_target=True),
+)
+async def explain(
+    request: Request,
+    state: State,
+    target: Annotated[
+        str | None, Query(description="Class to explain (also a form or JSON field)")
+    ] = None,
+) -> Explanation:
+    upload = await read_upload(request, limit=state.settings.max_upload_bytes)
+    return await analysis.explain(state, upload.data, upload.target or target)

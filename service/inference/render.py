@@ -1,0 +1,63 @@
+"""Grad-CAM map -> grayscale heatmap PNG and colour overlay PNG at a capped size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RenderedCam:
+    width: int
+    height: int
+    heatmap_png: bytes  # 8-bit grayscale: 0 = no attention, 255 = the map's maximum
+    overlay_png: bytes  # JET colour map blended on the image
+
+
+def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """Keep the input's aspect ratio; the longer side is min(input's longer side, max_side)."""
+    scale = min(1.0, max_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def cam_to_uint8(cam: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Normalise a ReLU'd map to 0..1 by its maximum, then bilinear-upsample to (height, width).
+
+    The map was computed on the model's square input, which is the whole image squashed, so
+    resizing it to the image's own aspect ratio puts every cell back over the pixels it saw.
+    """
+    peak = float(cam.max())
+    normalised = cam.astype(np.float32) / peak if peak > 0 else np.zeros_like(cam, np.float32)
+    upsampled = cv2.resize(normalised, (width, height), interpolation=cv2.INTER_LINEAR)
+    scaled: np.ndarray = np.clip(np.rint(upsampled * 255.0), 0, 255).astype(np.uint8)
+    return scaled
+
+
+def encode_png(pixels: np.ndarray, compression: int) -> bytes:
+    ok, encoded = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:  # only on an OpenCV bug; not a client error
+        raise RuntimeError("PNG encoding failed")
+    return encoded.tobytes()
+
+
+def render_cam(
+    gray: np.ndarray, cam: np.ndarray, *, max_side: int, alpha: float, compression: int
+) -> RenderedCam:
+    height, width = gray.shape
+    out_width, out_height = output_size(width, height, max_side)
+    heatmap = cam_to_uint8(cam, out_width, out_height)
+    base = gray
+    if (height, width) != (out_height, out_width):
+        base = cv2.resize(gray, (out_width, out_height), interpolation=cv2.INTER_AREA)
+    coloured = cv2.applyColorMap(heatmap, cv2.COLORMAP_JET)
+    overlay = cv2.addWeighted(
+        cv2.cvtColor(base, cv2.COLOR_GRAY2BGR), 1.0 - alpha, coloured, alpha, 0
+    )
+    return RenderedCam(
+        width=out_width,
+        height=out_height,
+        heatmap_png=encode_png(heatmap, compression),
+        overlay_png=encode_png(overlay, compression),
+    )

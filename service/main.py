@@ -1,0 +1,147 @@
+"""App factory. ``uvicorn --factory service.main:create_app`` or ``service.main:app``.
+
+The lifespan validates and loads the model once, warms it up (so the first request does not pay
+for tracing), and yields the typed ``ServiceState``; ``/ready`` is 503 until that is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.api.routes import router
+from service.errors import ServiceError
+from service.inference.artifact import read_metadata
+from service.inference.runtime import ClassifierRuntime
+from service.inference.scheduler import InferenceScheduler
+from service.settings import DISCLAIMER, Settings, get_settings
+from service.state import ServiceState
+
+logger = logging.getLogger("service")
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+
+
+def _configure_tensorflow(settings: Settings) -> None:
+    import tensorflow as tf
+
+    try:
+        if settings.tf_intra_op_threads:
+            tf.config.threading.set_intra_op_parallelism_threads(settings.tf_intra_op_threads)
+        if settings.tf_inter_op_threads:
+            tf.config.threading.set_inter_op_parallelism_threads(settings.tf_inter_op_threads)
+    except RuntimeError:  # already initialised in this process (e.g. several apps in tests)
+        logger.info("TensorFlow thread settings already fixed in this process")
+
+
+def load_runtime(settings: Settings) -> ClassifierRuntime:
+    _configure_tensorflow(settings)
+    runtime = ClassifierRuntime.load(settings.model_dir)
+    if settings.warmup:
+        runtime.warm_up()
+    return runtime
+
+
+async def _load_into(state: ServiceState) -> None:
+    """Load + warm up in a worker thread; the event loop keeps answering /health meanwhile."""
+    started = time.perf_counter()
+    try:
+        state.runtime = await asyncio.to_thread(load_runtime, state.settings)
+    except Exception as exc:
+        state.load_error = str(exc)
+        logger.critical("model failed to load, shutting down: %s", exc)
+        if state.settings.background_load:
+            signal.raise_signal(signal.SIGTERM)  # ask uvicorn to stop: never serve without a model
+        raise
+    state.loaded_in_seconds = time.perf_counter() - started
+    meta = state.runtime.metadata
+    logger.info("model %s %s ready in %.1f s", meta.name, meta.version, state.loaded_in_seconds)
+
+
+def _error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def on_service_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ServiceError)
+        logger.info("request refused: %s %s", exc.status_code, exc.code)
+        return _error_response(exc.status_code, exc.code, exc.message, exc.headers)
+
+    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        return _error_response(422, "invalid_request", problems or "Invalid request.")
+
+    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return _error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error", exc_info=exc)
+        return _error_response(
+            500, "internal_error", "Internal error; the request was not processed."
+        )
+
+    app.add_exception_handler(ServiceError, on_service_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        state = ServiceState(
+            settings=settings,
+            scheduler=InferenceScheduler(
+                concurrency=settings.inference_concurrency,
+                max_queue=settings.max_queue,
+                retry_after_seconds=settings.retry_after_seconds,
+            ),
+            cpu_pool=ThreadPoolExecutor(settings.decode_concurrency, thread_name_prefix="cpu"),
+        )
+        # The cheap checks (files, checksum, classes) run before the port opens, so a broken
+        # artifact stops start-up with a clear message instead of a server that never gets ready.
+        read_metadata(settings.model_dir)
+        app.state.service = state  # for in-process tools (tests, benchmarks); routes use scope
+        loading = asyncio.create_task(_load_into(state))
+        if not settings.background_load:
+            await loading
+        try:
+            yield {"service": state}
+        finally:
+            loading.cancel()
+            state.scheduler.shutdown()
+            state.cpu_pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="Chest X-ray classifier with Grad-CAM",
+        version="0.1.0",
+        summary="covid / normal / pneumonia probabilities and Grad-CAM heatmaps for chest X-rays.",
+        description=DISCLAIMER,
+        lifespan=lifespan,
+    )
+    _install_error_handlers(app)
+    app.include_router(router)
+    return app

@@ -1,0 +1,101 @@
+"""Request and response models: the public JSON contract, with OpenAPI examples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.inference.artifact import InputSpec
+from service.io.sniff import ImageFormat
+from service.settings import DISCLAIMER
+
+
+class ImageRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"image_base64": "iVBORw0KGgoAAAANSUhEUgAA..."}]},
+    )
+    image_base64: str = Field(min_length=1, description="Base64 of the PNG, JPEG or DICOM bytes")
+
+
+class ExplainRequest(ImageRequest):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"image_base64": "iVBORw0KGgoAAAANSUhEUgAA...", "target": "covid"}]
+        },
+    )
+    target: str | None = Field(None, description="Class to explain; default: the top class")
+
+
+class ModelRef(BaseModel):
+    name: str = Field(examples=["cxr-vgg16-3class"])
+    version: str = Field(examples=["1.0.0"])
+
+
+class InputInfo(BaseModel):
+    format: ImageFormat
+    width: int = Field(examples=[1024])
+    height: int = Field(examples=[1024])
+
+
+class Timing(BaseModel):
+    decode: float = Field(description="Milliseconds to read and decode the upload", examples=[9.1])
+    inference: float = Field(description="Milliseconds in the model, queueing included")
+    total: float = Field(description="Milliseconds from request start to response body")
+
+
+class Prediction(BaseModel):
+    label: str = Field(description="The class with the highest probability", examples=["normal"])
+    probabilities: dict[str, float] = Field(
+        description="One probability per class, in the model's class order; they sum to 1",
+        examples=[{"covid": 0.02, "normal": 0.95, "pneumonia": 0.03}],
+    )
+    model: ModelRef
+    input: InputInfo
+    disclaimer: str = Field(DISCLAIMER, examples=[DISCLAIMER])
+    timing_ms: Timing
+
+
+class GradCam(BaseModel):
+    target: str = Field(description="The class the map explains", examples=["normal"])
+    layer: str = Field(examples=["block5_conv3"])
+    width: int = Field(description="Width of both PNGs", examples=[512])
+    height: int = Field(description="Height of both PNGs", examples=[512])
+    heatmap_png_base64: str = Field(
+        description="8-bit grayscale PNG of the Grad-CAM map: 0 = no attention, 255 = most"
+    )
+    overlay_png_base64: str = Field(description="Colour-mapped heatmap blended on the image (PNG)")
+
+
+class Explanation(Prediction):
+    gradcam: GradCam
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["unsupported_media_type"])
+    message: str = Field(examples=["Unrecognised file type: send a PNG, JPEG or DICOM."])
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class Status(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    version: str
+    classes: list[str] = Field(examples=[["covid", "normal", "pneumonia"]])
+    input: InputSpec
+    preprocessing: str
+    gradcam_layer: str = Field(examples=["block5_conv3"])
+    sha256: str
+    training: dict[str, Any] = Field(description="Training config, data summary, git commit")
+    metrics: dict[str, Any] = Field(description="Test-split metrics from the evaluation")
+    disclaimer: str = Field(DISCLAIMER)

@@ -1,0 +1,53 @@
+"""Service settings, read from the environment with the ``CXR_`` prefix (or a ``.env`` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "cxr-vgg16-3class"
+
+DISCLAIMER = (
+    "Research software. NOT a medical device and NOT for diagnostic use: the output must not be "
+    "used to diagnose, treat or triage any patient."
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CXR_", env_file=".env", extra="ignore")
+
+    model_dir: Path = Field(
+        DEFAULT_MODEL_DIR, description="Folder with model.keras + metadata.json"
+    )
+    max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted file")
+    max_image_pixels: int = Field(50_000_000, gt=0, description="Largest width x height")
+    heatmap_max_side: int = Field(
+        512, gt=0, description="Longer side of heatmap/overlay PNGs (never above the input's)"
+    )
+    png_compression: int = Field(1, ge=0, le=9, description="PNG level for heatmaps (speed)")
+    overlay_alpha: float = Field(0.4, ge=0.0, le=1.0, description="Heatmap weight in the overlay")
+    inference_concurrency: int = Field(
+        1, ge=1, description="Model calls in flight at once (1 is fastest on a CPU)"
+    )
+    max_queue: int = Field(64, ge=0, description="Requests waiting for the model before 503")
+    retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with a full queue")
+    decode_concurrency: int = Field(2, ge=1, description="Images decoded at once")
+    tf_intra_op_threads: int = Field(0, ge=0, description="TensorFlow threads per op (0 = auto)")
+    tf_inter_op_threads: int = Field(0, ge=0, description="TensorFlow parallel ops (0 = auto)")
+    warmup: bool = Field(True, description="Run the model once before /ready turns 200")
+    background_load: bool = Field(
+        True, description="Open the port at once (/health 200, /ready 503) and load meanwhile"
+    )
+    data_dir: Path = Field(
+        REPO_ROOT.parent / "shared" / "data" / "cxr",
+        description="Labelled CXR data (training, tests)",
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

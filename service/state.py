@@ -1,0 +1,24 @@
+"""What the app holds between requests: settings, the loaded model and the worker pools."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from service.inference.runtime import ClassifierRuntime
+from service.inference.scheduler import InferenceScheduler
+from service.settings import Settings
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    scheduler: InferenceScheduler
+    cpu_pool: ThreadPoolExecutor  # decoding, preprocessing and PNG encoding
+    runtime: ClassifierRuntime | None = None
+    load_error: str | None = None
+    loaded_in_seconds: float | None = field(default=None)
+
+    @property
+    def ready(self) -> bool:
+        return self.runtime is not None
