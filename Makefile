@@ -46,5 +46,8 @@ train: install
 evaluate: install
 	$(BIN)/python -m training.evaluate $(CXR_MODEL_DIR)
 
+bench: install
+	$(BIN)/python -m bench.run --model-dir $(CXR_MODEL_DIR)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -20,9 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api.page import router as page_router
 from service.api.routes import router
-from service.errors import ServiceError
+from service.errors import NotReady, ServiceError
 from service.inference.artifact import read_metadata
 from service.inference.runtime import ClassifierRuntime
 from service.inference.scheduler import InferenceScheduler
@@ -81,7 +80,8 @@ def _error_response(
 def _install_error_handlers(app: FastAPI) -> None:
     async def on_service_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
-        logger.info("request refused: %s %s", exc.status_code, exc.code)
+        level = logging.DEBUG if isinstance(exc, NotReady) else logging.INFO
+        logger.log(level, "request refused: %s %s", exc.status_code, exc.code)
         return _error_response(exc.status_code, exc.code, exc.message, exc.headers)
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -151,5 +151,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     _install_error_handlers(app)
     app.include_router(router)
-    app.include_router(page_router)
     return app
