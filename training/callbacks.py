@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import keras
@@ -78,3 +79,20 @@ class TqdmProgress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops a phase before an epoch that would end past ``max_minutes`` (keeps `make train`
+    under its wall-clock budget on a shared 2-core CPU; the best checkpoint is kept anyway)."""
+
+    def __init__(self, max_minutes: float | None) -> None:
+        super().__init__()
+        self.max_seconds = None if max_minutes is None else 60.0 * max_minutes
+        self.started = self.last = time.time()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        now = time.time()
+        epoch_seconds, self.last = now - self.last, now
+        if self.max_seconds is not None and now - self.started + epoch_seconds > self.max_seconds:
+            log.info("time budget of %.0f min reached: stopping this phase", self.max_seconds / 60)
+            self.model.stop_training = True

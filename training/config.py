@@ -44,8 +44,9 @@ DEFAULTS: dict[str, Any] = {
         "down_up": 0.5,
         "down_up_size": [112, 256],
     },
-    "phase1": {"epochs": 30, "lr": 1.0e-3, "batch_size": 32, "patience": 6},
-    "phase2": {"epochs": 8, "lr": 5.0e-5, "batch_size": 16, "patience": 3},
+    # max_minutes: wall-clock budget per phase (no new epoch that would end past it)
+    "phase1": {"epochs": 30, "lr": 1.0e-3, "batch_size": 32, "patience": 6, "max_minutes": None},
+    "phase2": {"epochs": 6, "lr": 1.0e-4, "batch_size": 16, "patience": 2, "max_minutes": None},
     "runs_dir": "runs",
     "export_dir": "models",
     "evaluate": {"bootstrap": 1000, "gallery": 8},

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import yaml
 
-from training.callbacks import TqdmProgress, ValidationF1
+from training.callbacks import TimeBudget, TqdmProgress, ValidationF1
 from training.config import data_dir as resolve_data_dir
 from training.config import load_config, resolve
 from training.data import class_weights, read_manifest, select, summarize
@@ -72,6 +72,7 @@ def run_phase(name, model, train_data, x_val, y_val, phase_cfg, run_dir, n_class
         keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.3, patience=2, min_lr=1e-6),
         keras.callbacks.CSVLogger(run_dir / f"{name}.history.csv", append=True),
         keras.callbacks.BackupAndRestore(run_dir / f"{name}.backup"),
+        TimeBudget(phase_cfg.get("max_minutes")),
         TqdmProgress(name),
     ]
     started = time.time()
