@@ -14,7 +14,7 @@ import numpy as np
 
 from service.errors import InvalidRequest, NotReady
 from service.inference.preprocess import to_model_input
-from service.inference.render import render_cam
+from service.inference.render import RenderedCam, render_cam
 from service.inference.runtime import ClassifierRuntime
 from service.io.decode import DecodedImage, decode_image
 from service.schemas import Explanation, GradCam, InputInfo, ModelRef, Prediction, Timing
@@ -54,8 +54,10 @@ async def _in_pool(state: ServiceState, function: Callable[..., T], *args: objec
     )
 
 
-def _prepare(data: bytes, max_pixels: int, size: tuple[int, int]) -> Prepared:
-    image = decode_image(data, max_pixels=max_pixels)
+def _prepare(
+    data: bytes, max_pixels: int, size: tuple[int, int], modalities: frozenset[str]
+) -> Prepared:
+    image = decode_image(data, max_pixels=max_pixels, dicom_modalities=modalities)
     return Prepared(image=image, batch=to_model_input(image.gray, size)[None])
 
 
@@ -78,7 +80,12 @@ async def predict(state: ServiceState, data: bytes) -> Prediction:
     started = time.perf_counter()
     runtime = require_runtime(state)
     prepared = await _in_pool(
-        state, _prepare, data, state.settings.max_image_pixels, runtime.input_size
+        state,
+        _prepare,
+        data,
+        state.settings.max_image_pixels,
+        runtime.input_size,
+        state.settings.dicom_modality_set,
     )
     decode_ms = _milliseconds(started)
     model_started = time.perf_counter()
@@ -89,12 +96,29 @@ async def predict(state: ServiceState, data: bytes) -> Prediction:
     return result
 
 
+@dataclass(frozen=True)
+class ExplainedImage:
+    """The response plus the pixels behind it, for outputs that are not JSON (DICOM)."""
+
+    result: Explanation
+    rendered: RenderedCam
+
+
 async def explain(state: ServiceState, data: bytes, target: str | None) -> Explanation:
+    return (await explain_image(state, data, target)).result
+
+
+async def explain_image(state: ServiceState, data: bytes, target: str | None) -> ExplainedImage:
     started = time.perf_counter()
     runtime = require_runtime(state)
     wanted = np.array([target_index(runtime, target)], dtype=np.int32)
     prepared = await _in_pool(
-        state, _prepare, data, state.settings.max_image_pixels, runtime.input_size
+        state,
+        _prepare,
+        data,
+        state.settings.max_image_pixels,
+        runtime.input_size,
+        state.settings.dicom_modality_set,
     )
     decode_ms = _milliseconds(started)
     model_started = time.perf_counter()
@@ -126,4 +150,4 @@ async def explain(state: ServiceState, data: bytes, target: str | None) -> Expla
         ),
     )
     result.timing_ms.total = _milliseconds(started)
-    return result
+    return ExplainedImage(result=result, rendered=rendered)

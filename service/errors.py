@@ -62,5 +62,34 @@ class Overloaded(ServiceError):
     code = "overloaded"
 
 
+class NotAcceptable(ServiceError):
+    """The requested response type cannot be produced for this input (``Accept`` header)."""
+
+    status_code = 406
+    code = "not_acceptable"
+
+
+class StudyNotFound(ServiceError):
+    status_code = 404
+    code = "study_not_found"
+
+
+class PacsNotConfigured(ServiceError):
+    status_code = 501
+    code = "pacs_not_configured"
+
+
+class PacsUnavailable(ServiceError):
+    """The PACS refused the connection or answered with an error (a bad gateway for us)."""
+
+    status_code = 502
+    code = "pacs_unavailable"
+
+
+class PacsTimeout(ServiceError):
+    status_code = 504
+    code = "pacs_timeout"
+
+
 class ModelArtifactError(Exception):
     """The model folder is missing, inconsistent or corrupt: the service refuses to start."""

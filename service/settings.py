@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -42,10 +42,25 @@ class Settings(BaseSettings):
     background_load: bool = Field(
         True, description="Open the port at once (/health 200, /ready 503) and load meanwhile"
     )
+    dicom_modalities: str = Field(
+        "CR,DX", description="Comma-separated DICOM Modality values accepted (others get 422)"
+    )
+    dicomweb_url: str | None = Field(
+        None, description="DICOMweb root of the PACS, e.g. http://orthanc:8042/dicom-web"
+    )
+    dicomweb_username: str | None = Field(None, description="HTTP basic auth user for the PACS")
+    dicomweb_password: SecretStr | None = Field(None, description="HTTP basic auth password")
+    dicomweb_timeout_seconds: float = Field(
+        30.0, gt=0, description="Timeout of each DICOMweb request (connect and read)"
+    )
     data_dir: Path = Field(
         REPO_ROOT.parent / "shared" / "data" / "cxr",
         description="Labelled CXR data (training, tests)",
     )
+
+    @property
+    def dicom_modality_set(self) -> frozenset[str]:
+        return frozenset(m.strip().upper() for m in self.dicom_modalities.split(",") if m.strip())
 
 
 @lru_cache

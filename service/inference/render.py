@@ -14,6 +14,7 @@ class RenderedCam:
     height: int
     heatmap_png: bytes  # 8-bit grayscale: 0 = no attention, 255 = the map's maximum
     overlay_png: bytes  # JET colour map blended on the image
+    overlay: np.ndarray  # the same overlay as pixels, uint8 BGR (height, width, 3), for DICOM
 
 
 def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -60,4 +61,5 @@ def render_cam(
         height=out_height,
         heatmap_png=encode_png(heatmap, compression),
         overlay_png=encode_png(overlay, compression),
+        overlay=overlay,
     )

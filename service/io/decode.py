@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -38,13 +39,16 @@ class DecodedImage:
         return int(self.gray.shape[1])
 
 
-def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
+def decode_image(
+    data: bytes, *, max_pixels: int, dicom_modalities: Iterable[str] = ("CR", "DX")
+) -> DecodedImage:
     """Sniff, check the pixel budget from the header, then decode. Raises ``ServiceError``s."""
     image_format = sniff_format(data)
     if image_format is ImageFormat.DICOM:
-        from service.io.dicom import decode_dicom  # optional dependency, imported on demand
+        from service.io.dicom import decode_dicom  # pydicom is only imported when needed
 
-        return DecodedImage(gray=decode_dicom(data, max_pixels=max_pixels), format=image_format)
+        gray = decode_dicom(data, max_pixels=max_pixels, modalities=dicom_modalities)
+        return DecodedImage(gray=gray, format=image_format)
     orientation = _check_header(data, max_pixels=max_pixels)
     stored = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if stored is None or stored.size == 0:
