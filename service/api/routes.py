@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from service import analysis
 from service.api.docs import IMAGE_ERRORS, NOT_READY, image_request_body
 from service.api.upload import read_upload
+from service.dicom.docs import DICOM_EXPLAIN_DESCRIPTION, DICOM_EXPLAIN_RESPONSES
+from service.dicom.explain import explain_as_dicom, wants_dicom
 from service.errors import NotReady
 from service.schemas import Explanation, ModelInfo, Prediction, Status
 from service.settings import DISCLAIMER
@@ -83,9 +85,10 @@ async def predict(request: Request, state: State) -> Prediction:
 @router.post(
     "/explain",
     response_model=Explanation,
-    responses=IMAGE_ERRORS,
+    responses={**IMAGE_ERRORS, **DICOM_EXPLAIN_RESPONSES},
     tags=["inference"],
     summary="Probabilities plus a Grad-CAM heatmap and overlay (base64 PNGs)",
+    description=DICOM_EXPLAIN_DESCRIPTION,
     openapi_extra=image_request_body(with_target=True),
 )
 async def explain(
@@ -94,6 +97,8 @@ async def explain(
     target: Annotated[
         str | None, Query(description="Class to explain (also a form or JSON field)")
     ] = None,
-) -> Explanation:
+) -> Explanation | Response:
     upload = await read_upload(request, limit=state.settings.max_upload_bytes)
+    if wants_dicom(request):
+        return await explain_as_dicom(state, upload.data, upload.target or target)
     return await analysis.explain(state, upload.data, upload.target or target)
