@@ -99,3 +99,41 @@ class ModelInfo(BaseModel):
     training: dict[str, Any] = Field(description="Training config, data summary, git commit")
     metrics: dict[str, Any] = Field(description="Test-split metrics from the evaluation")
     disclaimer: str = Field(DISCLAIMER)
+
+
+class AnalyzedInstance(BaseModel):
+    sop_instance_uid: str = Field(description="The source image")
+    label: str = Field(examples=["normal"])
+    probabilities: dict[str, float] = Field(
+        examples=[{"covid": 0.02, "normal": 0.95, "pneumonia": 0.03}]
+    )
+
+
+class StoredInstance(BaseModel):
+    sop_instance_uid: str
+    sop_class_uid: str = Field(
+        description="1.2.840.10008.5.1.4.1.1.7 (Secondary Capture, the Grad-CAM overlay) or "
+        "1.2.840.10008.5.1.4.1.1.88.33 (Comprehensive SR, the probabilities)",
+        examples=["1.2.840.10008.5.1.4.1.1.7"],
+    )
+    series_instance_uid: str
+
+
+class SkippedInstance(BaseModel):
+    sop_instance_uid: str
+    reason: str = Field(
+        examples=["Lateral view (ViewPosition LL): the model is for frontal (PA/AP) views only."]
+    )
+
+
+class StudyAnalysis(BaseModel):
+    study_instance_uid: str
+    results: list[AnalyzedInstance] = Field(description="One per analysed frontal CR/DX image")
+    stored: list[StoredInstance] = Field(description="Results stored in the PACS by this call")
+    already_stored: list[StoredInstance] = Field(
+        description="Results the PACS already held from an earlier run (same UIDs): not stored "
+        "again"
+    )
+    skipped: list[SkippedInstance] = Field(description="Instances not analysed, with the reason")
+    model: ModelRef
+    disclaimer: str = Field(DISCLAIMER, examples=[DISCLAIMER])
