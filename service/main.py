@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.pacs import router as pacs_router
+from service.api.page import router as page_router
 from service.api.routes import router
 from service.errors import NotReady, ServiceError
 from service.inference.artifact import read_metadata
@@ -152,5 +153,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     _install_error_handlers(app)
     app.include_router(router)
+    app.include_router(page_router)
     app.include_router(pacs_router)
     return app
