@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -37,6 +38,33 @@ def predict_split(runtime: ClassifierRuntime, data_dir: Path, records, batch_siz
         probs.append(runtime.predict(to_model_batch(chunk, runtime.input_size)))
         grays += [resize_gray(g, runtime.input_size) for g in chunk]  # small copies for Grad-CAM
     return grays, np.concatenate(probs)
+
+
+def degrade(gray: np.ndarray) -> np.ndarray:
+    """A low-quality imaging pipeline: a 160-px thumbnail, JPEG quality 40, scaled back up."""
+    h, w = gray.shape
+    factor = min(1.0, 160 / max(h, w))
+    small = cv2.resize(
+        gray, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA
+    )
+    _, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 40])
+    return cv2.resize(
+        cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE), (w, h), interpolation=cv2.INTER_LINEAR
+    )
+
+
+def robustness(runtime, data_dir: Path, records, y, classes, n_bootstrap: int) -> dict:
+    """Same test images through a degraded pipeline: a proxy for unseen hospitals' pipelines."""
+    probs = []
+    for start in tqdm(range(0, len(records), 16), desc="degraded test", unit="batch"):
+        chunk = [degrade(load_gray(data_dir, r)) for r in records[start : start + 16]]
+        probs.append(runtime.predict(to_model_batch(chunk, runtime.input_size)))
+    report = full_report(y, np.concatenate(probs), classes, n_bootstrap)
+    keep = ["n", "macro_f1", "accuracy", "covid_sensitivity", "covid_specificity"]
+    return {
+        "pipeline": "160-px thumbnail + JPEG q40 + upscale",
+        **{k: report[k] for k in keep if k in report},
+    }
 
 
 def gallery_items(runtime, grays, y, probs, classes, records, per_kind: int) -> list[dict]:
@@ -80,7 +108,12 @@ def summary_of(report: dict, classes: list[str]) -> dict:
     return summary
 
 
-def evaluate(model_dir: Path, data_dir: Path | None = None, n_bootstrap: int | None = None) -> dict:
+def evaluate(
+    model_dir: Path,
+    data_dir: Path | None = None,
+    n_bootstrap: int | None = None,
+    with_robustness: bool = False,
+) -> dict:
     started = time.time()
     metadata = read_metadata(model_dir)
     config = {**DEFAULTS, **metadata.training.get("config", {})}
@@ -104,6 +137,8 @@ def evaluate(model_dir: Path, data_dir: Path | None = None, n_bootstrap: int | N
         entry = full_report(y[mask], probs[mask], classes, n_bootstrap)
         entry["labels"] = dict(Counter(r.label for r, m in zip(test, mask, strict=True) if m))
         report["per_source"][source] = entry
+    if with_robustness:
+        report["robustness"] = robustness(runtime, data_dir, test, y, classes, n_bootstrap)
     report["linear_probe_baseline"] = metadata.training.get("linear_probe")
     report["predictions"] = [
         {
@@ -136,6 +171,8 @@ def evaluate(model_dir: Path, data_dir: Path | None = None, n_bootstrap: int | N
         },
         "linear_probe_baseline": report["linear_probe_baseline"],
     }
+    if "robustness" in report:
+        metadata.metrics["degraded_pipeline"] = report["robustness"]
     metadata.training.setdefault("timings", {})["evaluation_s"] = report["seconds"]
     write_metadata(model_dir, metadata)
     write_model_card(model_dir, metadata, report, used)
@@ -151,10 +188,13 @@ def main() -> None:
     parser.add_argument(
         "--data", default=None, help="cxr data folder (default: CXR_DATA_DIR / config)"
     )
+    parser.add_argument(
+        "--robustness", action="store_true", help="also score a degraded copy of the test set"
+    )
     parser.add_argument("--bootstrap", type=int, default=None, help="resamples for the 95%% CIs")
     args = parser.parse_args()
     data = resolve_data_dir({"data_dir": DEFAULTS["data_dir"]}, args.data) if args.data else None
-    evaluate(args.model_dir, data, args.bootstrap)
+    evaluate(args.model_dir, data, args.bootstrap, args.robustness)
 
 
 if __name__ == "__main__":

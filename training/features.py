@@ -34,7 +34,7 @@ class FeatureCache:
     record_index: np.ndarray  # (n_views,) which record each row belongs to
     view: np.ndarray  # (n_views,) 0 = clean, 1..K = augmented
     features: np.ndarray  # (n_views, ...) float16 at feature_layer
-    pooled: np.ndarray  # (n_views, 7, 7, C) float16 at block5_pool with frozen ImageNet weights
+    pooled: np.ndarray  # (n_records, 7, 7, C) float16: clean view at block5_pool, ImageNet block5
 
 
 def cache_key(config: dict[str, Any], data_dir: Path, records: list[Record]) -> str:
@@ -101,16 +101,18 @@ def build_cache(
             features.flush()
             progress_path.write_text(json.dumps({"done": batch_records.stop}))
             bar.update(len(batch_records))
-    pooled = frozen_pooled(config, base, features, folder)
+    pooled = frozen_pooled(config, base, features[view == 0], folder)
     return FeatureCache(records, record_index, view, np.asarray(features), pooled)
 
 
 def frozen_pooled(
     config: dict[str, Any], base: keras.Model, features: np.ndarray, folder: Path
 ) -> np.ndarray:
-    """block5_pool of every cached view with the untrained (ImageNet) block5: for phase 1 and
-    the linear probe. ``base`` is a fresh backbone, so this never sees fine-tuned weights."""
-    path = folder / "block5_pool.npy"
+    """block5_pool of each image's clean view with the untrained (ImageNet) block5: for phase 1
+    and the linear probe. ``base`` is a fresh backbone, so this never sees fine-tuned weights.
+    Clean views only: the frozen block5 pass over every augmented view would cost more CPU
+    than it buys (phase 1 only warms up the head; phase 2 trains on the augmented views)."""
+    path = folder / "block5_pool_clean.npy"
     if path.is_file():
         return np.load(path)
     block5 = chain_from(base, config["feature_layer"], "frozen_block5")
@@ -119,6 +121,6 @@ def frozen_pooled(
         out = block5.predict_on_batch(np.asarray(features[start : start + 64], dtype=np.float32))
         parts.append(np.asarray(out, dtype=np.float16))
     pooled = np.concatenate(parts)
-    np.save(folder / "block5_pool.tmp.npy", pooled)
-    (folder / "block5_pool.tmp.npy").replace(path)
+    np.save(folder / "block5_pool_clean.tmp.npy", pooled)
+    (folder / "block5_pool_clean.tmp.npy").replace(path)
     return pooled

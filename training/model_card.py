@@ -46,6 +46,18 @@ def write_model_card(model_dir: Path, metadata: ModelMetadata, report: dict, rec
             f"| covid specificity | {_fmt(overall['covid_specificity'])} |\n"
         )
     timings = training.get("timings", {})
+    robust = report.get("robustness")
+    robust_text = ""
+    if robust:
+        robust_text = (
+            f"### Degraded imaging pipeline ({robust['pipeline']}, same test images)\n"
+            f"macro-F1 {_fmt(robust['macro_f1'])}, accuracy {_fmt(robust['accuracy'])}"
+            + (
+                f", covid sensitivity {_fmt(robust.get('covid_sensitivity'))}."
+                if "covid" in classes
+                else "."
+            )
+        )
     source_header = "| source | n | labels | accuracy | macro-F1 (classes present) |"
     source_header += " covid sensitivity |" if "covid" in classes else ""
     source_header += "\n|---|--:|---|---|---|" + ("---|" if "covid" in classes else "")
@@ -111,6 +123,8 @@ Plots: `confusion_matrix.png`, `roc.png`, `reliability.png`, `training_curves.pn
 ### Per source (`source_repo`)
 {source_header}
 {per_source}
+
+{robust_text}
 
 ### Baseline: linear probe
 {probe.get("method", "not computed")}: test macro-F1 {probe.get("test_macro_f1", float("nan")):.3f},

@@ -153,23 +153,24 @@ def main(argv: list[str] | None = None) -> Path:
     log.info("class weights %s", weights)
 
     # --- baseline: linear probe on frozen ImageNet features ---------------------------------
-    probe = linear_probe({s: cache.pooled[r] for s, r in rows.items()}, y, classes)
+    pooled = {s: cache.pooled[cache.record_index[r]] for s, r in rows.items()}  # clean views
+    probe = linear_probe(pooled, y, classes)
     log.info("linear probe baseline: %s", probe)
 
-    # --- phase 1: head only, on frozen block5_pool features of all views ---------------------
+    # --- phase 1: head only, on frozen block5_pool features of the clean views --------------
     head = chain_from(model, "block5_pool", "head")
     t = time.time()
     phase1 = run_phase(
         "phase1",
         head,
-        cache.pooled[train_rows].astype(np.float32),
-        cache.pooled[rows["val"]].astype(np.float32),
+        pooled["train"].astype(np.float32),
+        pooled["val"].astype(np.float32),
         y["val"],
         config["phase1"],
         run_dir,
         len(classes),
         {
-            "y": keras.utils.to_categorical(row_label[train_rows], len(classes)),
+            "y": keras.utils.to_categorical(y["train"], len(classes)),
             "class_weight": weights,
             "batch_size": config["phase1"]["batch_size"],
             "shuffle": True,
