@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -312,3 +313,23 @@ def test_dicom_either_shown_or_refused_in_plain_words(
         assert json.loads(response.text())["error"]["message"] in page.inner_text("#error-detail")
         assert page.text_content("#label") == "—"
     page.screenshot(path=artifacts / "page-dicom.png", full_page=True)
+
+
+def test_page_and_assets_are_served_and_self_contained(service_url: str) -> None:
+    """GET / and its three files; nothing is loaded from another host (works offline)."""
+    static = Path(__file__).resolve().parents[2] / "service" / "static"
+    for name, content_type in (
+        ("", "text/html"),
+        ("static/index.html", "text/html"),
+        ("static/app.js", "javascript"),
+        ("static/style.css", "text/css"),
+    ):
+        with urllib.request.urlopen(f"{service_url}/{name}") as response:
+            assert response.status == 200
+            assert content_type in response.headers["content-type"]
+            text = response.read().decode()
+        assert not re.search(r"(https?:)?//[\w.-]+\.[a-z]{2,}/", text), name
+        if name.endswith((".js", ".css")):
+            assert text == (static / name.removeprefix("static/")).read_text()
+    with urllib.request.urlopen(f"{service_url}/") as response:
+        assert "NOT FOR DIAGNOSTIC USE" in response.read().decode()
