@@ -96,6 +96,7 @@ def test_unsuitable_dicoms_are_422(
         error = response.json()["error"]
         assert error["code"] == "unsuitable_image" and words in error["message"]
         assert not any(secret in response.text for secret in SECRETS)
+    assert "request refused: 422 unsuitable_image" in caplog.text  # the logs were captured
     assert not any(secret in caplog.text for secret in SECRETS)
 
 

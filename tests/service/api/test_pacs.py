@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -92,10 +93,13 @@ def _read_back(orthanc: Orthanc, study_uid: str) -> dict[str, Dataset]:
 
 
 def test_analyze_stores_sc_and_sr_in_the_study(
-    pacs_client: TestClient, orthanc: Orthanc, study: dict
+    pacs_client: TestClient, orthanc: Orthanc, study: dict, caplog: pytest.LogCaptureFixture
 ) -> None:
     sources = study["sources"]
+    caplog.set_level(logging.DEBUG)
     body = _analyze(pacs_client, study["uid"])
+    assert "study analysed" in caplog.text and "copied attribute" in caplog.text
+    assert study["patient"] not in caplog.text  # the real file's PatientName (also its ID)
     assert body["study_instance_uid"] == study["uid"]
     assert body["model"] == {"name": "tiny-test-model", "version": "0.0.1"}
     assert body["disclaimer"] == DISCLAIMER
