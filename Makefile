@@ -8,7 +8,7 @@ CONFIG ?= training/configs/default.yaml
 export CXR_MODEL_DIR ?= models/cxr-vgg16-3class
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install serve test check format weights train evaluate bench clean
+.PHONY: install serve test check format weights train evaluate export-fast bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ train: install
 
 evaluate: install
 	$(BIN)/python -m training.evaluate $(CXR_MODEL_DIR)
+
+export-fast: install
+	$(BIN)/python -m training.fast_export $(CXR_MODEL_DIR)
 
 bench: install
 	$(BIN)/python -m bench.run --model-dir $(CXR_MODEL_DIR)

@@ -49,7 +49,9 @@ def _configure_tensorflow(settings: Settings) -> None:
 
 def load_runtime(settings: Settings) -> ClassifierRuntime:
     _configure_tensorflow(settings)
-    runtime = ClassifierRuntime.load(settings.model_dir)
+    runtime = ClassifierRuntime.load(
+        settings.model_dir, backend=settings.backend, threads=settings.tf_intra_op_threads
+    )
     if settings.warmup:
         runtime.warm_up()
     return runtime

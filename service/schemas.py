@@ -98,6 +98,10 @@ class ModelInfo(BaseModel):
     sha256: str
     training: dict[str, Any] = Field(description="Training config, data summary, git commit")
     metrics: dict[str, Any] = Field(description="Test-split metrics from the evaluation")
+    backend: str = Field(description="Trunk backend serving requests", examples=["tensorflow"])
+    backends: dict[str, Any] = Field(
+        description="Exported fast trunks and their accuracy parity report against fp32"
+    )
     disclaimer: str = Field(DISCLAIMER)
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.inference.backends import BackendName
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "cxr-vgg16-3class"
 
@@ -36,6 +38,11 @@ class Settings(BaseSettings):
     max_queue: int = Field(64, ge=0, description="Requests waiting for the model before 503")
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with a full queue")
     decode_concurrency: int = Field(2, ge=1, description="Images decoded at once")
+    backend: BackendName = Field(
+        "auto",
+        description="Trunk backend: tensorflow (fp32), openvino-fp32, openvino-int8, or auto "
+        "(the exported backend that passed the accuracy gates, else tensorflow)",
+    )
     tf_intra_op_threads: int = Field(0, ge=0, description="TensorFlow threads per op (0 = auto)")
     tf_inter_op_threads: int = Field(0, ge=0, description="TensorFlow parallel ops (0 = auto)")
     warmup: bool = Field(True, description="Run the model once before /ready turns 200")

@@ -54,7 +54,8 @@ async def ready(state: State) -> Status:
     summary="The served model: classes, input, preprocessing, training data and metrics",
 )
 async def model_info(state: State) -> ModelInfo:
-    metadata = analysis.require_runtime(state).metadata
+    runtime = analysis.require_runtime(state)
+    metadata = runtime.metadata
     return ModelInfo(
         name=metadata.name,
         version=metadata.version,
@@ -65,6 +66,8 @@ async def model_info(state: State) -> ModelInfo:
         sha256=metadata.sha256,
         training=metadata.training,
         metrics=metadata.metrics,
+        backend=runtime.backend,
+        backends=metadata.backends,
         disclaimer=DISCLAIMER,
     )
 

@@ -48,6 +48,10 @@ class ModelMetadata(BaseModel):
     files: dict[str, str] = Field(
         default_factory=dict, description="Other files in the folder -> their sha256."
     )
+    backends: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Exported fast trunks, their accuracy parity with fp32 and the default.",
+    )
 
 
 def sha256_file(path: Path) -> str:

@@ -9,6 +9,7 @@ the same forward pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import tensorflow as tf
 
 from service.errors import ModelArtifactError
 from service.inference.artifact import ModelMetadata, read_metadata
+from service.inference.backends import TENSORFLOW, OpenVinoTrunk, choose_backend, fast_trunks
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,13 @@ def split_at_layer(
 class ClassifierRuntime:
     """Holds the model and its compiled functions. Thread-safe for concurrent calls."""
 
-    def __init__(self, model: keras.Model, metadata: ModelMetadata) -> None:
+    def __init__(
+        self,
+        model: keras.Model,
+        metadata: ModelMetadata,
+        fast_trunk: Callable[[np.ndarray], np.ndarray] | None = None,
+        backend: str = TENSORFLOW,
+    ) -> None:
         self.metadata = metadata
         self.input_size = (metadata.input.height, metadata.input.width)
         self.model = model
@@ -65,31 +73,41 @@ class ClassifierRuntime:
                 f"The model has {n_outputs} outputs but metadata.json names "
                 f"{len(metadata.classes)} classes."
             )
-        spec = tf.TensorSpec([None, *self.input_size, 3], tf.float32, name="images")
-        self._predict = tf.function(self._predict_graph, input_signature=[spec])
-        self._explain = tf.function(
-            self._explain_graph,
-            input_signature=[spec, tf.TensorSpec([None], tf.int32, name="targets")],
-        )
+        self.backend = backend
+        self._fast_trunk = fast_trunk
+        images = tf.TensorSpec([None, *self.input_size, 3], tf.float32, name="images")
+        features = tf.TensorSpec([None, *self._trunk.output.shape[1:]], tf.float32, name="features")
+        targets = tf.TensorSpec([None], tf.int32, name="targets")
+        self._predict = tf.function(self._predict_graph, input_signature=[images])
+        self._explain = tf.function(self._explain_graph, input_signature=[images, targets])
+        # With a fast trunk only the head runs in TensorFlow (probabilities and Grad-CAM).
+        self._head_predict = tf.function(self._head_probabilities, input_signature=[features])
+        self._head_explain = tf.function(self._head_gradcam, input_signature=[features, targets])
 
     @classmethod
-    def load(cls, model_dir: Path) -> ClassifierRuntime:
+    def load(
+        cls, model_dir: Path, backend: str = TENSORFLOW, threads: int = 0
+    ) -> ClassifierRuntime:
         metadata = read_metadata(model_dir)
+        chosen = choose_backend(backend, metadata)
+        fast_trunk = None
+        if chosen != TENSORFLOW:
+            fast_trunk = OpenVinoTrunk(
+                model_dir / fast_trunks(metadata)[chosen].ir_file, threads=threads
+            )
         try:
             model = keras.saving.load_model(model_dir / metadata.model_file, compile=False)
         except Exception as exc:  # Keras raises many types for a bad file
             raise ModelArtifactError(
                 f"Cannot load {model_dir / metadata.model_file}: {exc}"
             ) from exc
-        return cls(model, metadata)
+        return cls(model, metadata, fast_trunk=fast_trunk, backend=chosen)
 
     # --- compiled graphs -------------------------------------------------------------------
-    def _predict_graph(self, images: tf.Tensor) -> tf.Tensor:
-        features = self._trunk(images, training=False)
+    def _head_probabilities(self, features: tf.Tensor) -> tf.Tensor:
         return tf.nn.softmax(self._head(features, training=False), axis=-1)
 
-    def _explain_graph(self, images: tf.Tensor, targets: tf.Tensor) -> tuple[Any, Any, Any]:
-        features = self._trunk(images, training=False)
+    def _head_gradcam(self, features: tf.Tensor, targets: tf.Tensor) -> tuple[Any, Any, Any]:
         with tf.GradientTape() as tape:
             tape.watch(features)
             logits = self._head(features, training=False)
@@ -103,23 +121,35 @@ class ClassifierRuntime:
         cams = tf.nn.relu(tf.reduce_sum(features * channel_weights, axis=-1))
         return tf.nn.softmax(logits, axis=-1), chosen, cams
 
+    def _predict_graph(self, images: tf.Tensor) -> tf.Tensor:
+        return self._head_probabilities(self._trunk(images, training=False))
+
+    def _explain_graph(self, images: tf.Tensor, targets: tf.Tensor) -> tuple[Any, Any, Any]:
+        return self._head_gradcam(self._trunk(images, training=False), targets)
+
     # --- public API (numpy in, numpy out) ---------------------------------------------------
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        probabilities: np.ndarray = self._predict(tf.convert_to_tensor(batch)).numpy()
+        if self._fast_trunk is not None:
+            probabilities: np.ndarray = self._head_predict(self._fast_trunk(batch)).numpy()
+        else:
+            probabilities = self._predict(tf.convert_to_tensor(batch)).numpy()
         return probabilities
 
     def explain(self, batch: np.ndarray, targets: np.ndarray) -> Explanation:
-        probabilities, chosen, cams = self._explain(
-            tf.convert_to_tensor(batch), tf.convert_to_tensor(targets, dtype=tf.int32)
-        )
+        wanted = tf.convert_to_tensor(targets, dtype=tf.int32)
+        if self._fast_trunk is not None:
+            probabilities, chosen, cams = self._head_explain(self._fast_trunk(batch), wanted)
+        else:
+            probabilities, chosen, cams = self._explain(tf.convert_to_tensor(batch), wanted)
         return Explanation(probabilities.numpy(), chosen.numpy(), cams.numpy())
 
     def warm_up(self) -> None:
-        """Trace both graphs and check that trunk+head reproduce the saved model's output."""
+        """Trace the graphs in use and check that trunk+head reproduce the saved model."""
         rng = np.random.default_rng(0)
         batch = rng.normal(0.0, 50.0, size=(1, *self.input_size, 3)).astype(np.float32)
-        split = self.predict(batch)
+        self.predict(batch)
         self.explain(batch, np.array([-1], dtype=np.int32))
+        split = self._predict(tf.convert_to_tensor(batch)).numpy()  # the exact TF split
         whole = np.asarray(self.model(batch, training=False))
         if not np.allclose(split, whole, atol=1e-4):
             raise ModelArtifactError(

@@ -1,0 +1,179 @@
+"""Export the fast trunks (OpenVINO fp32 and int8) and gate them on accuracy against fp32 TF.
+
+    python -m training.fast_export MODEL_DIR [--data DIR] [--calibration 300]
+
+1. The trunk (input -> block5_conv3) of ``model.keras`` is converted to OpenVINO IR (fp32) and
+   quantised to int8 with NNCF post-training quantisation, calibrated on training-split images
+   (never test images) decoded and preprocessed by the service's own path.
+2. Every backend runs the test split through ``ClassifierRuntime`` (the served code: fast trunk,
+   TF head, Grad-CAM over the head) and is compared with plain TensorFlow fp32: argmax agreement,
+   macro-F1 drop, max |delta probability| and the Pearson correlation of Grad-CAM maps.
+3. ``parity.json`` is written beside the model, and ``metadata.json`` lists the trunks, their
+   checksums and the recommended backend: the fastest one that passed every gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import f1_score
+from tqdm import tqdm
+
+from service.inference.artifact import read_metadata, sha256_file, write_metadata
+from service.inference.backends import TENSORFLOW
+from service.inference.preprocess import to_model_batch
+from service.inference.runtime import ClassifierRuntime, split_at_layer
+from training.config import data_dir as resolve_data_dir
+from training.data import Record, load_gray, read_manifest, select
+
+GATES = {
+    "argmax_agreement_min": 0.995,
+    "macro_f1_drop_max_points": 0.5,
+    "max_abs_prob_delta_max": 0.05,
+    "gradcam_correlation_min": 0.95,
+}
+IR_FILES = {"openvino-fp32": "trunk-openvino-fp32.xml", "openvino-int8": "trunk-openvino-int8.xml"}
+
+
+def batches(data_dir: Path, records: list[Record], size: tuple[int, int], desc: str):
+    for start in tqdm(range(0, len(records), 16), desc=desc, unit="batch"):
+        chunk = records[start : start + 16]
+        yield to_model_batch([load_gray(data_dir, r) for r in chunk], size)
+
+
+def export_trunks(model_dir: Path, data_dir: Path, train: list[Record], calibration: int) -> None:
+    import nncf
+    import openvino as ov
+
+    runtime = ClassifierRuntime.load(model_dir)
+    metadata = runtime.metadata
+    trunk, _ = split_at_layer(runtime.model, metadata.gradcam_layer, metadata.logits_layer)
+    example = np.zeros((1, *runtime.input_size, 3), np.float32)
+    fp32 = ov.convert_model(trunk, example_input=example)
+    fp32.reshape([-1, *runtime.input_size, 3])
+    ov.save_model(fp32, model_dir / IR_FILES["openvino-fp32"], compress_to_fp16=False)
+
+    rng = np.random.default_rng(0)  # calibration images: a fixed random subset of train
+    chosen = [train[i] for i in rng.permutation(len(train))[:calibration]]
+    samples = [
+        batch[i : i + 1]
+        for batch in batches(data_dir, chosen, runtime.input_size, "calibration images")
+        for i in range(len(batch))
+    ]
+    int8 = nncf.quantize(fp32, nncf.Dataset(samples), subset_size=len(samples))
+    ov.save_model(int8, model_dir / IR_FILES["openvino-int8"], compress_to_fp16=False)
+
+
+def run_split(runtime: ClassifierRuntime, data_dir: Path, records: list[Record]):
+    probabilities, cams = [], []
+    for batch in batches(data_dir, records, runtime.input_size, f"test split ({runtime.backend})"):
+        explained = runtime.explain(batch, np.full(len(batch), -1, np.int32))
+        probabilities.append(explained.probabilities)
+        cams.append(explained.cams)
+    return np.concatenate(probabilities), np.concatenate(cams)
+
+
+def batch1_ms(runtime: ClassifierRuntime, repeats: int = 20) -> float:
+    batch = np.random.default_rng(0).normal(0, 50, (1, *runtime.input_size, 3)).astype(np.float32)
+    runtime.predict(batch)
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        runtime.predict(batch)
+        timings.append((time.perf_counter() - started) * 1000)
+    return float(np.median(timings))
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
+    denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / denominator) if denominator > 0 else float(np.array_equal(a, b))
+
+
+def compare(reference, candidate, labels: np.ndarray) -> dict[str, Any]:
+    (ref_p, ref_cam), (p, cam) = reference, candidate
+    macro = lambda probs: 100 * f1_score(labels, probs.argmax(1), average="macro")  # noqa: E731
+    # The target class of each map is the reference's top class where the two agree.
+    same = ref_p.argmax(1) == p.argmax(1)
+    correlations = [correlation(ref_cam[i], cam[i]) for i in np.flatnonzero(same)]
+    figures = {
+        "argmax_agreement": float(same.mean()),
+        "macro_f1_points": float(macro(p)),
+        "macro_f1_drop_points": float(macro(ref_p) - macro(p)),
+        "max_abs_prob_delta": float(np.abs(ref_p - p).max()),
+        "gradcam_correlation_mean": float(np.mean(correlations)),
+        "gradcam_correlation_min": float(np.min(correlations)),
+    }
+    figures["gates_passed"] = bool(
+        figures["argmax_agreement"] >= GATES["argmax_agreement_min"]
+        and figures["macro_f1_drop_points"] <= GATES["macro_f1_drop_max_points"]
+        and figures["max_abs_prob_delta"] <= GATES["max_abs_prob_delta_max"]
+        and figures["gradcam_correlation_mean"] >= GATES["gradcam_correlation_min"]
+    )
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--calibration", type=int, default=300, help="training images for int8")
+    parser.add_argument("--limit", type=int, default=None, help="test images per class (smoke)")
+    args = parser.parse_args()
+    report = run(args.model_dir, resolve_data_dir(args.data), args.calibration, args.limit)
+    print(f"default backend: {report['default']}; wrote {args.model_dir / 'parity.json'}")
+
+
+def run(model_dir: Path, data_dir: Path, calibration: int, limit: int | None) -> dict[str, Any]:
+    metadata = read_metadata(model_dir)
+    records = select(read_manifest(data_dir), metadata.classes, limit)
+    train = [r for r in records if r.split == "train"]
+    test = [r for r in records if r.split == "test"]
+    labels = np.array([metadata.classes.index(r.label) for r in test])
+
+    export_trunks(model_dir, data_dir, train, calibration)
+    files = dict(metadata.files)
+    trunks = {}
+    for name, xml in IR_FILES.items():
+        for path in (model_dir / xml, (model_dir / xml).with_suffix(".bin")):
+            files[path.name] = sha256_file(path)
+        trunks[name] = {"ir_file": xml}
+    metadata.files, metadata.backends = files, {"default": TENSORFLOW, "trunks": trunks}
+    write_metadata(model_dir, metadata)
+
+    reference_runtime = ClassifierRuntime.load(model_dir, backend=TENSORFLOW)
+    reference = run_split(reference_runtime, data_dir, test)
+    report: dict[str, Any] = {
+        "gates": GATES,
+        "test_images": len(test),
+        "reference": {"backend": TENSORFLOW, "batch1_ms": batch1_ms(reference_runtime)},
+        "backends": {},
+    }
+    for name in IR_FILES:
+        runtime = ClassifierRuntime.load(model_dir, backend=name)
+        figures = compare(reference, run_split(runtime, data_dir, test), labels)
+        figures["batch1_ms"] = batch1_ms(runtime)
+        report["backends"][name] = figures
+        trunks[name]["gates_passed"] = figures["gates_passed"]
+        print(name, json.dumps(figures))
+    passing = [n for n, f in report["backends"].items() if f["gates_passed"]]
+    fastest = min(passing, key=lambda n: report["backends"][n]["batch1_ms"], default=None)
+    default = fastest or TENSORFLOW
+    if fastest and report["backends"][fastest]["batch1_ms"] >= report["reference"]["batch1_ms"]:
+        default = TENSORFLOW  # a passing backend that is not faster brings nothing
+    report["default"] = default
+    (model_dir / "parity.json").write_text(json.dumps(report, indent=2) + "\n")
+    files["parity.json"] = sha256_file(model_dir / "parity.json")
+    metadata.files = files
+    metadata.backends = {"default": default, "trunks": trunks, "parity": report}
+    write_metadata(model_dir, metadata)
+    return report
+
+
+if __name__ == "__main__":
+    main()
