@@ -55,10 +55,35 @@ async def _in_pool(state: ServiceState, function: Callable[..., T], *args: objec
 
 
 def _prepare(
-    data: bytes, max_pixels: int, size: tuple[int, int], modalities: frozenset[str]
+    data: bytes,
+    max_pixels: int,
+    size: tuple[int, int],
+    modalities: frozenset[str],
+    longest_needed: int,
 ) -> Prepared:
-    image = decode_image(data, max_pixels=max_pixels, dicom_modalities=modalities)
+    # Decode no more pixels than the model input and the heatmap PNGs will use.
+    min_sides = (min(size), max(*size, longest_needed))
+    image = decode_image(
+        data, max_pixels=max_pixels, dicom_modalities=modalities, min_sides=min_sides
+    )
     return Prepared(image=image, batch=to_model_input(image.gray, size)[None])
+
+
+async def _prepare_in_pool(
+    state: ServiceState, runtime: ClassifierRuntime, data: bytes
+) -> Prepared:
+    # /predict decodes at the same scale as /explain (which needs heatmap_max_side pixels for
+    # the overlay), so both answer with exactly the same probabilities for the same file.
+    settings = state.settings
+    return await _in_pool(
+        state,
+        _prepare,
+        data,
+        settings.max_image_pixels,
+        runtime.input_size,
+        settings.dicom_modality_set,
+        settings.heatmap_max_side,
+    )
 
 
 def _prediction(
@@ -79,14 +104,7 @@ def _prediction(
 async def predict(state: ServiceState, data: bytes) -> Prediction:
     started = time.perf_counter()
     runtime = require_runtime(state)
-    prepared = await _in_pool(
-        state,
-        _prepare,
-        data,
-        state.settings.max_image_pixels,
-        runtime.input_size,
-        state.settings.dicom_modality_set,
-    )
+    prepared = await _prepare_in_pool(state, runtime, data)
     decode_ms = _milliseconds(started)
     model_started = time.perf_counter()
     probabilities = await state.scheduler.run(runtime.predict, prepared.batch)
@@ -112,19 +130,12 @@ async def explain_image(state: ServiceState, data: bytes, target: str | None) ->
     started = time.perf_counter()
     runtime = require_runtime(state)
     wanted = np.array([target_index(runtime, target)], dtype=np.int32)
-    prepared = await _in_pool(
-        state,
-        _prepare,
-        data,
-        state.settings.max_image_pixels,
-        runtime.input_size,
-        state.settings.dicom_modality_set,
-    )
+    settings = state.settings
+    prepared = await _prepare_in_pool(state, runtime, data)
     decode_ms = _milliseconds(started)
     model_started = time.perf_counter()
     explained = await state.scheduler.run(runtime.explain, prepared.batch, wanted)
     inference_ms = _milliseconds(model_started)
-    settings = state.settings
     rendered = await _in_pool(
         state,
         partial(
@@ -132,6 +143,7 @@ async def explain_image(state: ServiceState, data: bytes, target: str | None) ->
             max_side=settings.heatmap_max_side,
             alpha=settings.overlay_alpha,
             compression=settings.png_compression,
+            image_size=(prepared.image.width, prepared.image.height),
         ),
         prepared.image.gray,
         explained.cams[0],

@@ -44,10 +44,18 @@ def encode_png(pixels: np.ndarray, compression: int) -> bytes:
 
 
 def render_cam(
-    gray: np.ndarray, cam: np.ndarray, *, max_side: int, alpha: float, compression: int
+    gray: np.ndarray,
+    cam: np.ndarray,
+    *,
+    max_side: int,
+    alpha: float,
+    compression: int,
+    image_size: tuple[int, int] | None = None,
 ) -> RenderedCam:
+    """``image_size`` = the file's (width, height) when ``gray`` was decoded at reduced scale."""
     height, width = gray.shape
-    out_width, out_height = output_size(width, height, max_side)
+    full_width, full_height = image_size or (width, height)
+    out_width, out_height = output_size(full_width, full_height, max_side)
     heatmap = cam_to_uint8(cam, out_width, out_height)
     base = gray
     if (height, width) != (out_height, out_width):

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from service.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
+from service.inference.preprocess import to_model_input
 from service.io.decode import decode_image, to_gray_uint8
 from service.io.sniff import ImageFormat, sniff_format
 
@@ -94,3 +95,38 @@ def test_corrupt_data() -> None:
         decode_image(data[:60], max_pixels=LIMIT)
     with pytest.raises(InvalidImage):
         decode_image(b"\xff\xd8\xff" + b"\x00" * 100, max_pixels=LIMIT)
+
+
+def test_large_jpeg_decoded_at_reduced_scale_keeps_its_size(originals: Path) -> None:
+    """A 2972x2840 JPEG needs only >= 224/512 px: decoded at 1/4, reported at full size."""
+    data = (originals / "covid/covid-19-pneumonia-7-PA.jpg").read_bytes()
+    full = decode_image(data, max_pixels=LIMIT)
+    reduced = decode_image(data, max_pixels=LIMIT, min_sides=(224, 512))
+    assert (reduced.width, reduced.height) == (full.width, full.height) == (2972, 2840)
+    assert reduced.gray.shape == (710, 743)
+    # The model sees nearly the same tensor either way (DCT scaling is an area-like shrink).
+    size = (224, 224)
+    difference = to_model_input(full.gray, size) - to_model_input(reduced.gray, size)
+    assert np.abs(difference).mean() < 1.5
+
+
+def test_reduction_never_goes_below_the_needed_sides(originals: Path) -> None:
+    data = (originals / "normal/IM-0279-0001.jpeg").read_bytes()  # 1616x1121
+    decoded = decode_image(data, max_pixels=LIMIT, min_sides=(224, 512))
+    assert min(decoded.gray.shape) >= 224 and max(decoded.gray.shape) >= 512
+    assert decode_image(data, max_pixels=LIMIT, min_sides=(2000, 2000)).gray.shape == (1121, 1616)
+
+
+def test_reduced_decode_respects_exif_orientation() -> None:
+    image = Image.fromarray(
+        np.tile(np.arange(1200, dtype=np.uint16) % 256, (800, 1)).astype(np.uint8), mode="L"
+    )
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise
+    data = _encode(image, "JPEG", quality=95, exif=exif.tobytes())
+    full = decode_image(data, max_pixels=LIMIT)
+    reduced = decode_image(data, max_pixels=LIMIT, min_sides=(100, 200))
+    assert (full.width, full.height) == (reduced.width, reduced.height) == (800, 1200)
+    assert full.gray.shape == (1200, 800) and reduced.gray.shape == (300, 200)
+    small_full = cv2.resize(full.gray, (200, 300), interpolation=cv2.INTER_AREA)
+    assert np.abs(small_full.astype(int) - reduced.gray.astype(int)).mean() < 3
