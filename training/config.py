@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
     # max_minutes: wall-clock budget per phase (no new epoch that would end past it)
     "phase1": {"epochs": 30, "lr": 1.0e-3, "batch_size": 32, "patience": 6, "max_minutes": None},
     "phase2": {"epochs": 6, "lr": 1.0e-4, "batch_size": 16, "patience": 2, "max_minutes": None},
+    # optional continuation of phase 2 at a lower rate, e.g. {"epochs": 4, "lr": 2.0e-5, ...}
+    "phase3": None,
     "runs_dir": "runs",
     "export_dir": "models",
     "evaluate": {"bootstrap": 1000, "gallery": 8},

@@ -23,9 +23,9 @@ def _save(fig, path: Path) -> None:
 
 
 def training_curves(model_dir: Path) -> bool:
-    """phase1/phase2 history CSVs (copied from the run folder) -> one figure, epochs continued."""
+    """phaseN history CSVs (copied from the run folder) -> one figure, epochs continued."""
     epochs, series, offset, boundaries = [], {}, 0, []
-    for phase in ("phase1", "phase2"):
+    for phase in ("phase1", "phase2", "phase3"):
         path = model_dir / f"{phase}.history.csv"
         if not path.is_file():
             continue
@@ -45,7 +45,7 @@ def training_curves(model_dir: Path) -> bool:
     for ax in (ax_loss, ax_f1):
         for boundary in boundaries[:-1]:
             ax.axvline(boundary + 0.5, color="gray", linestyle="--", linewidth=0.8)
-        ax.set_xlabel("epoch (dashed: phase 1 -> phase 2)")
+        ax.set_xlabel("epoch (dashed lines: next phase)")
         ax.legend(fontsize=8)
     _save(fig, model_dir / "training_curves.png")
     return True

@@ -58,16 +58,26 @@ class ViewSampler(keras.utils.PyDataset):
         return x, keras.utils.to_categorical(y, len(self.weights)), self.weights[y]
 
 
-def run_phase(name, model, train_data, x_val, y_val, phase_cfg, run_dir, n_classes, fit_kwargs):
-    """One training phase with resumable backups; returns the best val score. Skips if done."""
+def run_phase(
+    name, model, train_data, x_val, y_val, phase_cfg, run_dir, n_classes, fit_kwargs, after=None
+):
+    """One training phase with resumable backups; returns the best val score. Skips if done.
+
+    ``after``: a previous phase on the same model; its best checkpoint and score are this
+    phase's starting best, so a continuation phase can only replace it by doing better on val.
+    """
     best_path, done_path = run_dir / f"{name}.best.weights.h5", run_dir / f"{name}.done.json"
     if done_path.is_file():
         model.load_weights(best_path)
         log.info("%s already done (%s); loaded its best checkpoint", name, done_path.read_text())
         return json.loads(done_path.read_text())
+    state_path = run_dir / f"{name}.state.json"
+    if after is not None and not state_path.is_file():
+        shutil.copy(run_dir / f"{after}.best.weights.h5", best_path)
+        shutil.copy(run_dir / f"{after}.state.json", state_path)
     model.compile(optimizer=keras.optimizers.Adam(phase_cfg["lr"]), loss="categorical_crossentropy")
     callbacks = [
-        ValidationF1(x_val, y_val, best_path, run_dir / f"{name}.state.json", n_classes),
+        ValidationF1(x_val, y_val, best_path, state_path, n_classes),
         keras.callbacks.EarlyStopping("val_macro_f1", mode="max", patience=phase_cfg["patience"]),
         keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.3, patience=2, min_lr=1e-6),
         keras.callbacks.CSVLogger(run_dir / f"{name}.history.csv", append=True),
@@ -78,7 +88,7 @@ def run_phase(name, model, train_data, x_val, y_val, phase_cfg, run_dir, n_class
     started = time.time()
     model.fit(train_data, epochs=phase_cfg["epochs"], callbacks=callbacks, verbose=0, **fit_kwargs)
     model.load_weights(best_path)
-    state = json.loads((run_dir / f"{name}.state.json").read_text())
+    state = json.loads(state_path.read_text())
     result = {
         "best_epoch": state["epoch"],
         "val_macro_f1": state["best"][0],
@@ -207,6 +217,24 @@ def main(argv: list[str] | None = None) -> Path:
         {},
     )
     timings["phase2_s"] = round(time.time() - t, 1)
+    phases = {"phase1": phase1, "phase2": phase2}
+
+    # --- optional phase 3: continue fine-tuning at a lower rate; kept only if val improves ----
+    if config.get("phase3"):
+        t = time.time()
+        phases["phase3"] = run_phase(
+            "phase3",
+            top,
+            sampler,
+            cache.features[rows["val"]].astype(np.float32),
+            y["val"],
+            config["phase3"],
+            run_dir,
+            len(classes),
+            {},
+            after="phase2",
+        )
+        timings["phase3_s"] = round(time.time() - t, 1)
 
     # --- export the full model (ImageNet blocks 1-4 + trained block5 + head) ------------------
     timings["total_train_s"] = round(time.time() - started, 1)
@@ -220,13 +248,13 @@ def main(argv: list[str] | None = None) -> Path:
             "global": config["seed"],
             "augmentation": "numpy default_rng([seed, image_index])",
         },
-        "phases": {"phase1": phase1, "phase2": phase2},
+        "phases": phases,
         "linear_probe": probe,
         "timings": timings,
         "run_dir": str(run_dir),
     }
     export_model(model, config, model_dir, training_info)
-    for name in ("phase1", "phase2"):  # training curves travel with the model
+    for name in phases:  # training curves travel with the model
         history = run_dir / f"{name}.history.csv"
         if history.is_file():
             shutil.copy(history, model_dir / f"{name}.history.csv")
