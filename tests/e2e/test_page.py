@@ -93,6 +93,13 @@ def test_upload_overlay_slider_target_download_and_error(
     # The image, three labelled bars with the API's numbers, the label, the model.
     assert set(body["probabilities"]) == {"covid", "normal", "pneumonia"}
     assert shown_probabilities(page) == {k: as_percent(v) for k, v in body["probabilities"].items()}
+    fill = page.eval_on_selector_all(
+        "#bars li",
+        "items => items.map(li => [li.dataset.class, li.querySelector('.bar-fill')"
+        ".getBoundingClientRect().width / li.querySelector('.bar-track').clientWidth])",
+    )
+    for name, share in fill:
+        assert share == pytest.approx(body["probabilities"][name], abs=0.01), name
     assert page.text_content("#label") == body["label"]
     assert page.locator("#bars li.is-top").get_attribute("data-class") == body["label"]
     assert page.inner_text("#meta-model") == "tiny-test-model 0.0.1"
