@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 1234,
     "image_size": 224,
     "feature_layer": "block4_pool",  # frozen trunk output cached on disk; layers after it train
+    "weighting": "class",  # or "class_source": also even out sources within a class
     "head": {"pool_size": 4, "pool_strides": 3, "dense": 128, "dropout": 0.5},
     "cache": {"views": 4, "batch_size": 16},
     "augment": {

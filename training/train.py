@@ -24,7 +24,7 @@ import yaml
 from training.callbacks import TimeBudget, TqdmProgress, ValidationF1
 from training.config import data_dir as resolve_data_dir
 from training.config import load_config, resolve
-from training.data import class_weights, read_manifest, select, summarize
+from training.data import class_weights, read_manifest, sample_weights, select, summarize
 from training.export import export_model, git_commit
 from training.features import build_cache
 from training.model import build_model, chain_from, split_for_training, trunk_layers
@@ -36,9 +36,9 @@ log = logging.getLogger("training")
 class ViewSampler(keras.utils.PyDataset):
     """Phase 2 batches: each epoch, one random cached view (clean or augmented) per image."""
 
-    def __init__(self, features, rows_per_image, labels, weights, batch_size, seed) -> None:
+    def __init__(self, features, rows_per_image, labels, weights, n_classes, batch_size, seed):
         super().__init__()
-        self.features, self.rows_per_image = features, rows_per_image
+        self.features, self.rows_per_image, self.n_classes = features, rows_per_image, n_classes
         self.labels, self.weights, self.batch_size = labels, weights, batch_size
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
@@ -46,16 +46,15 @@ class ViewSampler(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         order = self.rng.permutation(len(self.rows_per_image))
         self.rows = np.array([self.rng.choice(self.rows_per_image[i]) for i in order])
-        self.y = self.labels[order]
+        self.y, self.w = self.labels[order], self.weights[order]
 
     def __len__(self) -> int:
         return int(np.ceil(len(self.rows) / self.batch_size))
 
     def __getitem__(self, index: int):
         part = slice(index * self.batch_size, (index + 1) * self.batch_size)
-        rows, y = self.rows[part], self.y[part]
-        x = self.features[rows].astype(np.float32)
-        return x, keras.utils.to_categorical(y, len(self.weights)), self.weights[y]
+        x = self.features[self.rows[part]].astype(np.float32)
+        return x, keras.utils.to_categorical(self.y[part], self.n_classes), self.w[part]
 
 
 def run_phase(
@@ -160,7 +159,10 @@ def main(argv: list[str] | None = None) -> Path:
     y = {s: row_label[r] for s, r in rows.items()}
     train_rows = np.flatnonzero((row_split == "train") & (row_label >= 0))  # all views
     weights = class_weights(y["train"], len(classes))
-    log.info("class weights %s", weights)
+    source_of = np.array([r.source_repo for r in cache.records])
+    train_sources = source_of[cache.record_index[rows["train"]]]
+    image_weights = sample_weights(y["train"], train_sources, len(classes), config["weighting"])
+    log.info("class weights %s; weighting %s", weights, config["weighting"])
 
     # --- baseline: linear probe on frozen ImageNet features ---------------------------------
     pooled = {s: cache.pooled[cache.record_index[r]] for s, r in rows.items()}  # clean views
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> Path:
         len(classes),
         {
             "y": keras.utils.to_categorical(y["train"], len(classes)),
-            "class_weight": weights,
+            "sample_weight": image_weights,
             "batch_size": config["phase1"]["batch_size"],
             "shuffle": True,
         },
@@ -200,7 +202,8 @@ def main(argv: list[str] | None = None) -> Path:
         cache.features,
         [views_of[i] for i in sorted(views_of)],
         label_of[sorted(views_of)],
-        np.array([weights[c] for c in range(len(classes))], np.float32),
+        image_weights,  # same order: record index ascending
+        len(classes),
         config["phase2"]["batch_size"],
         config["seed"],
     )

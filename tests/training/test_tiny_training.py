@@ -28,6 +28,7 @@ def tiny_model_dir(cxr_data_dir: Path, tmp_path_factory: pytest.TempPathFactory)
         runs_dir=str(work / "runs"), export_dir=str(work / "models"), data_dir=str(cxr_data_dir)
     )
     config["limit_per_split_class"] = 2
+    config["phase3"] = {"epochs": 1, "lr": 1.0e-5, "batch_size": 8, "patience": 1}
     path = work / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
     return train.main(["--config", str(path)])
@@ -39,6 +40,7 @@ def test_export_is_loadable_by_the_service(tiny_model_dir: Path) -> None:
     assert metadata.gradcam_layer == "block5_conv3" and metadata.logits_layer == "logits"
     assert metadata.training["config"]["backbone"] == "tiny"
     assert "git_commit" in metadata.training and "summary" in metadata.training["data"]
+    assert set(metadata.training["phases"]) == {"phase1", "phase2", "phase3"}
     runtime = ClassifierRuntime.load(tiny_model_dir)
     runtime.warm_up()  # trunk + head split reproduces the whole model
     probs = runtime.predict(np.zeros((2, 224, 224, 3), np.float32))
