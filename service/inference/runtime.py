@@ -33,21 +33,23 @@ class Explanation:
 def split_at_layer(
     model: keras.Model, trunk_layer: str, logits_layer: str
 ) -> tuple[keras.Model, keras.Model]:
-    """Trunk = input..trunk_layer; head = the chain of layers after it up to ``logits_layer``."""
-    names = [layer.name for layer in model.layers]
+    """Trunk = input -> ``trunk_layer``; head = that layer's output -> ``logits_layer``.
+
+    The head may be any graph (branches included) as long as it depends on the model input
+    only through ``trunk_layer``; otherwise Grad-CAM over that layer would be incomplete.
+    """
+    names = {layer.name for layer in model.layers}
     for required in (trunk_layer, logits_layer):
         if required not in names:
             raise ModelArtifactError(f"The model has no layer named {required!r}.")
-    start, stop = names.index(trunk_layer), names.index(logits_layer)
-    if stop <= start:
-        raise ModelArtifactError(f"{logits_layer!r} must come after {trunk_layer!r}.")
     trunk_output = model.get_layer(trunk_layer).output
     trunk = keras.Model(model.inputs, trunk_output, name="trunk")
-    head_input = keras.Input(shape=tuple(trunk_output.shape[1:]), name="gradcam_features")
-    features = head_input
-    for layer in model.layers[start + 1 : stop + 1]:
-        features = layer(features)
-    head = keras.Model(head_input, features, name="head")
+    try:
+        head = keras.Model(trunk_output, model.get_layer(logits_layer).output, name="head")
+    except ValueError as exc:  # Keras: "Graph disconnected"
+        raise ModelArtifactError(
+            f"{logits_layer!r} must depend on the input only through {trunk_layer!r}: {exc}"
+        ) from exc
     return trunk, head
 
 
@@ -153,7 +155,7 @@ class ClassifierRuntime:
         whole = np.asarray(self.model(batch, training=False))
         if not np.allclose(split, whole, atol=1e-4):
             raise ModelArtifactError(
-                "Splitting the model at the Grad-CAM layer changes its output: the layers after "
-                f"{self.metadata.gradcam_layer!r} must form a simple chain ending in "
-                f"{self.metadata.logits_layer!r} followed by a softmax."
+                "Splitting the model at the Grad-CAM layer changes its output: the model's "
+                f"output must be a softmax of {self.metadata.logits_layer!r}, which must depend "
+                f"on the input only through {self.metadata.gradcam_layer!r}."
             )

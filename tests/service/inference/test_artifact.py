@@ -62,3 +62,31 @@ def test_missing_gradcam_layer(artifact_copy: Path) -> None:
     _edit_metadata(artifact_copy, gradcam_layer="block4_conv3")
     with pytest.raises(ModelArtifactError, match="block4_conv3"):
         ClassifierRuntime.load(artifact_copy)
+
+
+def test_branching_head_is_split_exactly(tmp_path: Path) -> None:
+    """Heads may branch after the Grad-CAM layer; they must not bypass it."""
+    import keras
+    import numpy as np
+
+    from tests.tiny_model import build_tiny_artifact
+
+    images = keras.Input((64, 64, 3))
+    features = keras.layers.Conv2D(4, 3, name="block5_conv3")(
+        keras.layers.AveragePooling2D(4)(images)
+    )
+    pooled = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(features))
+    flat = keras.layers.Dense(3)(keras.layers.Flatten()(features))
+    logits = keras.layers.Add(name="logits")([pooled, flat])
+    model = keras.Model(images, keras.layers.Activation("softmax")(logits))
+    runtime = ClassifierRuntime.load(build_tiny_artifact(tmp_path / "branch", model))
+    runtime.warm_up()
+    batch = np.random.default_rng(0).normal(0, 50, (2, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(runtime.predict(batch), model(batch), atol=1e-6)
+
+    bypass = keras.layers.Add(name="logits")(
+        [pooled, keras.layers.Dense(3)(keras.layers.Flatten()(images))]
+    )
+    leaky = keras.Model(images, keras.layers.Activation("softmax")(bypass))
+    with pytest.raises(ModelArtifactError, match="only through"):
+        ClassifierRuntime.load(build_tiny_artifact(tmp_path / "leaky", leaky))
