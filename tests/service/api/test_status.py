@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -72,7 +72,7 @@ def test_ready_is_503_until_the_model_is_loaded(
         for _ in range(200):
             if client.get("/ready").status_code == 200:
                 break
-            asyncio.run(asyncio.sleep(0.05))
+            time.sleep(0.05)
         assert client.get("/ready").status_code == 200
 
 
