@@ -41,8 +41,10 @@ def test_images(data_dir: Path, count: int) -> list[bytes]:
     return [(data_dir / row["path"]).read_bytes() for row in rows]
 
 
-def bare_model(model_dir: Path, images: list[bytes], repeats: int) -> dict[str, float]:
-    runtime = ClassifierRuntime.load(model_dir)
+def bare_model(
+    model_dir: Path, backend: str, images: list[bytes], repeats: int
+) -> dict[str, float]:
+    runtime = ClassifierRuntime.load(model_dir, backend=backend)
     runtime.warm_up()
     grays = [decode_image(data, max_pixels=50_000_000).gray for data in images[:16]]
     batch16 = to_model_batch((grays * 16)[:16], runtime.input_size)
@@ -102,9 +104,6 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
-    print("bare model, in-process", flush=True)
-    bare = bare_model(args.model_dir, images, repeats=int(40 * scale))
-    print(f"  {bare}", flush=True)
     print("naive reference server (sync route, model.predict per request)", flush=True)
     naive_env = {"CXR_MODEL_DIR": str(args.model_dir)}
     with Server("bench.naive_server:app", naive_env) as naive:
@@ -112,6 +111,9 @@ def main() -> None:
             naive, images, [("/predict", 1, int(24 * scale)), ("/predict", 16, int(48 * scale))]
         )
     for backend in args.backends:
+        print(f"bare model in-process, backend {backend}", flush=True)
+        bare = bare_model(args.model_dir, backend, images, repeats=int(40 * scale))
+        print(f"  {bare}", flush=True)
         print(f"service, backend {backend}", flush=True)
         env = {"CXR_MODEL_DIR": str(args.model_dir), "CXR_BACKEND": backend}
         with Server("service.main:create_app", env, factory=True) as server:
