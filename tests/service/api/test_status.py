@@ -118,3 +118,32 @@ def test_concurrent_predictions_and_health(
     assert health.status_code == 200
     assert unfinished_when_health_answered == 16
     assert statuses == [200] * 16
+
+
+def test_full_queue_answers_503_with_retry_after(
+    tiny_model_dir: Path, raster_originals: list[Path]
+) -> None:
+    """One call in flight and no queue: a second request is refused at once, not left waiting."""
+    data = raster_originals[5].read_bytes()
+    release = threading.Event()
+    settings = Settings(model_dir=tiny_model_dir, background_load=False, max_queue=0)
+    with TestClient(create_app(settings)) as client:
+        service_state = client.app.state.service  # type: ignore[attr-defined]
+        real_predict = service_state.runtime.predict
+        entered = threading.Event()
+
+        def held_predict(batch):  # type: ignore[no-untyped-def]
+            entered.set()
+            release.wait(30)
+            return real_predict(batch)
+
+        service_state.runtime.predict = held_predict  # type: ignore[method-assign]
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(client.post, "/predict", files={"file": ("x", data)})
+            assert entered.wait(30)
+            refused = client.post("/predict", files={"file": ("x", data)})
+            release.set()
+            assert first.result().status_code == 200
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "overloaded"
+    assert refused.headers["Retry-After"] == "1"
