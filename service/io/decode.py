@@ -108,6 +108,12 @@ def _check_header(data: bytes, *, max_pixels: int) -> tuple[int, int, int]:
         raise ImageTooLarge(f"Image exceeds the limit of {max_pixels:,} pixels.") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidImage("The image header is corrupt or unreadable.") from exc
+    check_pixel_budget(width, height, max_pixels)
+    return width, height, orientation
+
+
+def check_pixel_budget(width: int, height: int, max_pixels: int) -> None:
+    """Refuse empty images and images over the pixel limit, before any pixel is decoded."""
     if width <= 0 or height <= 0:
         raise InvalidImage("The image has no pixels.")
     if width * height > max_pixels:
@@ -115,7 +121,6 @@ def _check_header(data: bytes, *, max_pixels: int) -> tuple[int, int, int]:
             f"Image is {width}x{height} = {width * height:,} pixels; "
             f"the limit is {max_pixels:,} pixels."
         )
-    return width, height, orientation
 
 
 def to_gray_uint8(pixels: np.ndarray) -> np.ndarray:

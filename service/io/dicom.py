@@ -28,12 +28,12 @@ from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
 from service.errors import (
-    ImageTooLarge,
     InvalidImage,
     ServiceError,
     UnsuitableImage,
     UnsupportedMediaType,
 )
+from service.io.decode import check_pixel_budget
 
 logger = logging.getLogger("service.dicom")
 
@@ -106,14 +106,7 @@ def check_eligible(ds: Dataset, modalities: Iterable[str] = DEFAULT_MODALITIES) 
 
 
 def check_size(ds: Dataset, max_pixels: int) -> None:
-    rows, columns = int(ds.Rows), int(ds.Columns)
-    if rows <= 0 or columns <= 0:
-        raise InvalidImage("The DICOM image has no pixels.")
-    if rows * columns > max_pixels:
-        raise ImageTooLarge(
-            f"Image is {columns}x{rows} = {rows * columns:,} pixels; "
-            f"the limit is {max_pixels:,} pixels."
-        )
+    check_pixel_budget(int(ds.Columns), int(ds.Rows), max_pixels)
 
 
 def _check_decoder(ds: Dataset) -> None:
