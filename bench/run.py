@@ -17,8 +17,6 @@ import csv
 import json
 import os
 import platform
-import statistics
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from service.inference.preprocess import to_model_batch
 from service.inference.runtime import ClassifierRuntime
 from service.io.decode import decode_image
 from service.settings import Settings
+from training.fast_export import median_ms
 
 RESULTS = REPO / "bench" / "results"
 
@@ -49,22 +48,12 @@ def bare_model(
     grays = [decode_image(data, max_pixels=50_000_000).gray for data in images[:16]]
     batch16 = to_model_batch((grays * 16)[:16], runtime.input_size)
     single = batch16[:1]
-    runtime.predict(batch16)
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        runtime.predict(single)
-        timings.append((time.perf_counter() - started) * 1000)
-    batched = []
-    for _ in range(max(2, repeats // 8)):
-        started = time.perf_counter()
-        runtime.predict(batch16)
-        batched.append((time.perf_counter() - started) * 1000)
-    per_image_16 = statistics.median(batched) / 16
+    batch1 = median_ms(lambda: runtime.predict(single), repeats)
+    per_image_16 = median_ms(lambda: runtime.predict(batch16), max(2, repeats // 8)) / 16
     return {
-        "batch1_ms": statistics.median(timings),
+        "batch1_ms": batch1,
         "batch16_ms_per_image": per_image_16,
-        "best_throughput_ips": 1000 / min(statistics.median(timings), per_image_16),
+        "best_throughput_ips": 1000 / min(batch1, per_image_16),
     }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,15 +98,20 @@ def run_split(runtime: ClassifierRuntime, data_dir: Path, records: list[Record])
     return np.concatenate(probabilities), np.concatenate(cams)
 
 
-def batch1_ms(runtime: ClassifierRuntime, repeats: int = 20) -> float:
-    batch = np.random.default_rng(0).normal(0, 50, (1, *runtime.input_size, 3)).astype(np.float32)
-    runtime.predict(batch)
+def median_ms(call: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``call()`` in milliseconds, after one untimed warm-up call."""
+    call()
     timings = []
     for _ in range(repeats):
         started = time.perf_counter()
-        runtime.predict(batch)
+        call()
         timings.append((time.perf_counter() - started) * 1000)
     return float(np.median(timings))
+
+
+def batch1_ms(runtime: ClassifierRuntime, repeats: int = 20) -> float:
+    batch = np.random.default_rng(0).normal(0, 50, (1, *runtime.input_size, 3)).astype(np.float32)
+    return median_ms(lambda: runtime.predict(batch), repeats)
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
