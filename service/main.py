@@ -24,7 +24,7 @@ from service.api.pacs import router as pacs_router
 from service.api.page import router as page_router
 from service.api.routes import router
 from service.errors import NotReady, ServiceError
-from service.inference.artifact import read_metadata
+from service.inference.artifact import ModelMetadata, read_metadata
 from service.inference.runtime import ClassifierRuntime
 from service.inference.scheduler import InferenceScheduler
 from service.settings import DISCLAIMER, Settings, get_settings
@@ -47,21 +47,24 @@ def _configure_tensorflow(settings: Settings) -> None:
         logger.info("TensorFlow thread settings already fixed in this process")
 
 
-def load_runtime(settings: Settings) -> ClassifierRuntime:
+def load_runtime(settings: Settings, metadata: ModelMetadata) -> ClassifierRuntime:
     _configure_tensorflow(settings)
     runtime = ClassifierRuntime.load(
-        settings.model_dir, backend=settings.backend, threads=settings.tf_intra_op_threads
+        settings.model_dir,
+        backend=settings.backend,
+        threads=settings.tf_intra_op_threads,
+        metadata=metadata,
     )
     if settings.warmup:
         runtime.warm_up()
     return runtime
 
 
-async def _load_into(state: ServiceState) -> None:
+async def _load_into(state: ServiceState, metadata: ModelMetadata) -> None:
     """Load + warm up in a worker thread; the event loop keeps answering /health meanwhile."""
     started = time.perf_counter()
     try:
-        state.runtime = await asyncio.to_thread(load_runtime, state.settings)
+        state.runtime = await asyncio.to_thread(load_runtime, state.settings, metadata)
     except Exception as exc:
         state.load_error = str(exc)
         logger.critical("model failed to load, shutting down: %s", exc)
@@ -134,9 +137,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         # The cheap checks (files, checksum, classes) run before the port opens, so a broken
         # artifact stops start-up with a clear message instead of a server that never gets ready.
-        read_metadata(settings.model_dir)
+        metadata = read_metadata(settings.model_dir)  # checked once; the loader reuses it
         app.state.service = state  # for in-process tools (tests, benchmarks); routes use scope
-        loading = asyncio.create_task(_load_into(state))
+        loading = asyncio.create_task(_load_into(state, metadata))
         if not settings.background_load:
             await loading
         try:

@@ -88,9 +88,14 @@ class ClassifierRuntime:
 
     @classmethod
     def load(
-        cls, model_dir: Path, backend: str = TENSORFLOW, threads: int = 0
+        cls,
+        model_dir: Path,
+        backend: str = TENSORFLOW,
+        threads: int = 0,
+        metadata: ModelMetadata | None = None,
     ) -> ClassifierRuntime:
-        metadata = read_metadata(model_dir)
+        """``metadata``: pass what ``read_metadata`` already checked to skip hashing again."""
+        metadata = metadata or read_metadata(model_dir)
         chosen = choose_backend(backend, metadata)
         fast_trunk = None
         if chosen != TENSORFLOW:

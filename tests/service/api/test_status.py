@@ -50,9 +50,9 @@ def test_ready_is_503_until_the_model_is_loaded(
     release = threading.Event()
     real_load = service_main.load_runtime
 
-    def slow_load(settings: Settings):  # type: ignore[no-untyped-def]
+    def slow_load(settings: Settings, metadata):  # type: ignore[no-untyped-def]
         release.wait(30)
-        return real_load(settings)
+        return real_load(settings, metadata)
 
     monkeypatch.setattr(service_main, "load_runtime", slow_load)
     app = create_app(Settings(model_dir=tiny_model_dir, background_load=True))
