@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from bench.load import REPO, RssSampler, Server, drive, rss_mib
+from service.inference.artifact import read_metadata
+from service.inference.backends import TENSORFLOW, fast_trunks
 from service.inference.preprocess import to_model_batch
 from service.inference.runtime import ClassifierRuntime
 from service.io.decode import decode_image
@@ -80,10 +82,14 @@ def load_phases(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=Settings().model_dir)
-    parser.add_argument("--backends", nargs="+", default=["tensorflow"])
+    parser.add_argument(
+        "--backends", nargs="+", default=None, help="default: tensorflow + every exported trunk"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer requests (smoke run)")
     args = parser.parse_args()
     scale = 0.25 if args.quick else 1.0
+    if args.backends is None:
+        args.backends = [TENSORFLOW, *fast_trunks(read_metadata(args.model_dir))]
     images = test_images(Settings().data_dir, 32)
     plan = [
         (route, c, int(n * scale))

@@ -107,7 +107,7 @@ async def predict(state: ServiceState, data: bytes) -> Prediction:
     prepared = await _prepare_in_pool(state, runtime, data)
     decode_ms = _milliseconds(started)
     model_started = time.perf_counter()
-    probabilities = await state.scheduler.run(runtime.predict, prepared.batch)
+    probabilities = await state.scheduler.predict(runtime, prepared.batch)
     timing = Timing(decode=decode_ms, inference=_milliseconds(model_started), total=0.0)
     result = _prediction(runtime, prepared, probabilities[0], timing)
     result.timing_ms.total = _milliseconds(started)
@@ -129,12 +129,12 @@ async def explain(state: ServiceState, data: bytes, target: str | None) -> Expla
 async def explain_image(state: ServiceState, data: bytes, target: str | None) -> ExplainedImage:
     started = time.perf_counter()
     runtime = require_runtime(state)
-    wanted = np.array([target_index(runtime, target)], dtype=np.int32)
+    wanted = target_index(runtime, target)
     settings = state.settings
     prepared = await _prepare_in_pool(state, runtime, data)
     decode_ms = _milliseconds(started)
     model_started = time.perf_counter()
-    explained = await state.scheduler.run(runtime.explain, prepared.batch, wanted)
+    explained = await state.scheduler.explain(runtime, prepared.batch, wanted)
     inference_ms = _milliseconds(model_started)
     rendered = await _in_pool(
         state,

@@ -132,6 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 concurrency=settings.inference_concurrency,
                 max_queue=settings.max_queue,
                 retry_after_seconds=settings.retry_after_seconds,
+                max_batch=settings.max_batch_size,
+                batch_window_ms=settings.batch_window_ms,
             ),
             cpu_pool=ThreadPoolExecutor(settings.decode_concurrency, thread_name_prefix="cpu"),
         )

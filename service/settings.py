@@ -36,11 +36,18 @@ class Settings(BaseSettings):
         1, ge=1, description="Model calls in flight at once (1 is fastest on a CPU)"
     )
     max_queue: int = Field(64, ge=0, description="Requests waiting for the model before 503")
+    max_batch_size: int = Field(
+        8, ge=1, le=64, description="Waiting requests of one kind run as one model call, up to this"
+    )
+    batch_window_ms: float = Field(
+        0.0, ge=0.0, le=100.0, description="Extra wait to gather a batch (0: only what is waiting)"
+    )
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with a full queue")
     decode_concurrency: int = Field(2, ge=1, description="Images decoded at once")
     backend: BackendName = Field(
         "auto",
-        description="Trunk backend: tensorflow (fp32), openvino-fp32, openvino-int8, or auto "
+        description="Trunk backend: tensorflow (fp32), openvino-fp32, openvino-bf16, "
+        "openvino-int8, or auto "
         "(the exported backend that passed the accuracy gates, else tensorflow)",
     )
     tf_intra_op_threads: int = Field(0, ge=0, description="TensorFlow threads per op (0 = auto)")

@@ -1,10 +1,11 @@
-"""Export the fast trunks (OpenVINO fp32 and int8) and gate them on accuracy against fp32 TF.
+"""Export the fast trunks (OpenVINO fp32, bf16, int8) and gate them on accuracy against fp32 TF.
 
     python -m training.fast_export MODEL_DIR [--data DIR] [--calibration 300]
 
 1. The trunk (input -> block5_conv3) of ``model.keras`` is converted to OpenVINO IR (fp32) and
    quantised to int8 with NNCF post-training quantisation, calibrated on training-split images
-   (never test images) decoded and preprocessed by the service's own path.
+   (never test images) decoded and preprocessed by the service's own path. ``openvino-bf16`` is
+   the fp32 IR run at bfloat16 precision; it is measured only on a CPU with native bf16.
 2. Every backend runs the test split through ``ClassifierRuntime`` (the served code: fast trunk,
    TF head, Grad-CAM over the head) and is compared with plain TensorFlow fp32: argmax agreement,
    macro-F1 drop, max |delta probability| and the Pearson correlation of Grad-CAM maps.
@@ -44,7 +45,13 @@ GATES = {
     "max_abs_prob_delta_max": 0.05,
     "gradcam_correlation_min": 0.95,
 }
-IR_FILES = {"openvino-fp32": "trunk-openvino-fp32.xml", "openvino-int8": "trunk-openvino-int8.xml"}
+FP32_IR, INT8_IR = "trunk-openvino-fp32.xml", "trunk-openvino-int8.xml"
+# Backend -> IR and the precision of its non-int8 layers (see service/inference/backends.py).
+TRUNKS = {
+    "openvino-fp32": {"ir_file": FP32_IR, "precision": "f32"},
+    "openvino-bf16": {"ir_file": FP32_IR, "precision": "bf16"},
+    "openvino-int8": {"ir_file": INT8_IR, "precision": "f32"},
+}
 
 
 def batches(data_dir: Path, records: list[Record], size: tuple[int, int], desc: str):
@@ -69,7 +76,7 @@ def export_trunks(model_dir: Path, data_dir: Path, train: list[Record], calibrat
     example = np.zeros((1, *runtime.input_size, 3), np.float32)
     fp32 = ov.convert_model(trunk, example_input=example)
     fp32.reshape([-1, *runtime.input_size, 3])
-    ov.save_model(fp32, model_dir / IR_FILES["openvino-fp32"], compress_to_fp16=False)
+    ov.save_model(fp32, model_dir / FP32_IR, compress_to_fp16=False)
 
     rng = np.random.default_rng(0)  # calibration images: a fixed random subset of train
     chosen = [train[i] for i in rng.permutation(len(train))[:calibration]]
@@ -86,7 +93,19 @@ def export_trunks(model_dir: Path, data_dir: Path, train: list[Record], calibrat
         subset_size=len(samples),
         ignored_scope=nncf.IgnoredScope(names=last_convolutions(fp32, 3)),
     )
-    ov.save_model(int8, model_dir / IR_FILES["openvino-int8"], compress_to_fp16=False)
+    ov.save_model(int8, model_dir / INT8_IR, compress_to_fp16=False)
+
+
+def native_bf16() -> bool:
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def cpu_name() -> str:
+    import openvino as ov
+
+    return str(ov.Core().get_property("CPU", "FULL_DEVICE_NAME"))
 
 
 def run_split(runtime: ClassifierRuntime, data_dir: Path, records: list[Record]):
@@ -164,11 +183,13 @@ def run(model_dir: Path, data_dir: Path, calibration: int, limit: int | None) ->
 
     export_trunks(model_dir, data_dir, train, calibration)
     files = dict(metadata.files)
-    trunks = {}
-    for name, xml in IR_FILES.items():
+    for xml in (FP32_IR, INT8_IR):
         for path in (model_dir / xml, (model_dir / xml).with_suffix(".bin")):
             files[path.name] = sha256_file(path)
-        trunks[name] = {"ir_file": xml}
+    skipped = {}
+    if not native_bf16():  # bf16 would be emulated here: its figures would mean nothing
+        skipped["openvino-bf16"] = "no native bfloat16 on the CPU that ran the export"
+    trunks = {name: dict(spec) for name, spec in TRUNKS.items() if name not in skipped}
     metadata.files, metadata.backends = files, {"default": TENSORFLOW, "trunks": trunks}
     write_metadata(model_dir, metadata)
 
@@ -179,8 +200,10 @@ def run(model_dir: Path, data_dir: Path, calibration: int, limit: int | None) ->
         "test_images": len(test),
         "reference": {"backend": TENSORFLOW, "batch1_ms": batch1_ms(reference_runtime)},
         "backends": {},
+        "skipped": skipped,
+        "cpu": cpu_name(),
     }
-    for name in IR_FILES:
+    for name in trunks:
         runtime = ClassifierRuntime.load(model_dir, backend=name)
         figures = compare(reference, run_split(runtime, data_dir, test), labels)
         figures["batch1_ms"] = batch1_ms(runtime)

@@ -99,8 +99,9 @@ class ClassifierRuntime:
         chosen = choose_backend(backend, metadata)
         fast_trunk = None
         if chosen != TENSORFLOW:
+            spec = fast_trunks(metadata)[chosen]
             fast_trunk = OpenVinoTrunk(
-                model_dir / fast_trunks(metadata)[chosen].ir_file, threads=threads
+                model_dir / spec.ir_file, precision=spec.precision, threads=threads
             )
         try:
             model = keras.saving.load_model(model_dir / metadata.model_file, compile=False)

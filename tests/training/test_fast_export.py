@@ -14,7 +14,8 @@ from service.inference.artifact import read_metadata
 from service.inference.backends import choose_backend
 from service.inference.preprocess import to_model_input
 from service.inference.runtime import ClassifierRuntime
-from training.fast_export import GATES, run
+from service.inference.backends import OpenVinoTrunk
+from training.fast_export import FP32_IR, GATES, native_bf16, run
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,10 @@ def test_report_has_every_gate_figure(exported) -> None:
     model_dir, report = exported
     assert report["gates"] == GATES
     assert json.loads((model_dir / "parity.json").read_text()) == report
-    for name in ("openvino-fp32", "openvino-int8"):
+    # bf16 is measured only where the CPU computes it natively; elsewhere the report says why not
+    bf16 = "openvino-bf16"
+    assert (bf16 in report["backends"]) == native_bf16() == (bf16 not in report["skipped"])
+    for name in report["backends"]:
         figures = report["backends"][name]
         for key in (
             "argmax_agreement",
@@ -74,3 +78,10 @@ def test_unexported_backend_is_refused(tiny_model_dir: Path) -> None:
     with pytest.raises(ModelArtifactError, match="make export-fast"):
         ClassifierRuntime.load(tiny_model_dir, backend="openvino-int8")
     assert choose_backend("auto", read_metadata(tiny_model_dir)) == "tensorflow"
+
+
+def test_trunk_precision_is_explicit_and_falls_back_without_native_bf16(exported) -> None:
+    model_dir, _ = exported
+    assert OpenVinoTrunk(model_dir / FP32_IR, precision="f32").precision == "f32"
+    expected = "bf16" if native_bf16() else "f32"
+    assert OpenVinoTrunk(model_dir / FP32_IR, precision="bf16").precision == expected
