@@ -4,8 +4,9 @@ On a CPU one model call at a time is fastest (the runtime already uses every cor
 call), so requests wait in a queue served by ``concurrency`` workers. A worker takes every
 waiting request of the same kind (predict or explain), up to ``max_batch``, into ONE model call:
 under load, the requests that arrived during the previous call form the next batch, so batching
-costs an idle service nothing (``batch_window_ms`` can add a short wait to gather more). int8 and
-bf16 trunks run batches faster per image than single images; fp32 gains little but loses nothing.
+costs an idle service nothing (``batch_window_ms`` can add a short wait to gather more). The
+default batch size is 1: on the 2-core CPU measured (bench/README.md) batches raised no backend's
+service throughput; GPU hosts gain from larger ones.
 
 The queue is bounded: when every worker is busy and ``max_queue`` requests already wait, the
 request is refused at once with 503 + Retry-After instead of piling up until clients time out.
