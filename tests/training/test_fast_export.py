@@ -11,10 +11,9 @@ import pytest
 
 from service.errors import ModelArtifactError
 from service.inference.artifact import read_metadata
-from service.inference.backends import choose_backend
+from service.inference.backends import OpenVinoTrunk, choose_backend
 from service.inference.preprocess import to_model_input
 from service.inference.runtime import ClassifierRuntime
-from service.inference.backends import OpenVinoTrunk
 from training.fast_export import FP32_IR, GATES, native_bf16, run
 
 
