@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,17 @@ def images(count: int) -> list[np.ndarray]:
     return out
 
 
-async def held_first_call(scheduler: InferenceScheduler, held: HeldRuntime, calls: list) -> list:
-    """Start ``calls`` (coroutine factories) while the model is held; release; gather."""
+def held_first_call(scheduler: InferenceScheduler, held: HeldRuntime, calls: list) -> list:
+    """Start ``calls`` (coroutine factories) while the model is held; release; gather.
+
+    On a thread of its own: other tests (Playwright's sync API) may leave an event loop
+    running on this one, and ``asyncio.run`` refuses to start inside it.
+    """
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, _held_first_call(scheduler, held, calls)).result()
+
+
+async def _held_first_call(scheduler: InferenceScheduler, held: HeldRuntime, calls: list) -> list:
     first = asyncio.ensure_future(calls[0]())
     while not held.entered.is_set():
         await asyncio.sleep(0.001)
@@ -74,7 +84,7 @@ def test_waiting_requests_share_one_call_and_get_their_own_answers(runtime) -> N
         (lambda i=i: scheduler.explain(held, batch[i], targets[i]))  # type: ignore[misc]
         for i in range(7)
     ]
-    results = asyncio.run(held_first_call(scheduler, held, calls))
+    results = held_first_call(scheduler, held, calls)
     # 1 alone (it was running), then the 6 that waited, at most 4 per call
     assert held.calls == [("explain", 1), ("explain", 4), ("explain", 2)]
     for i, result in enumerate(results):
@@ -97,7 +107,7 @@ def test_predict_and_explain_never_share_a_call(runtime) -> None:
         lambda: scheduler.explain(held, batch[3], -1),
         lambda: scheduler.predict(held, batch[4]),
     ]
-    results = asyncio.run(held_first_call(scheduler, held, calls))
+    results = held_first_call(scheduler, held, calls)
     assert held.calls == [("predict", 1), ("explain", 2), ("predict", 2)]
     np.testing.assert_allclose(results[4], runtime.predict(batch[4]), atol=1e-5)
     scheduler.shutdown()
@@ -112,7 +122,7 @@ def test_a_failing_call_fails_its_callers_only(runtime) -> None:
         (lambda i=i: scheduler.explain(held, batch[i], targets[i]))  # type: ignore[misc]
         for i in range(5)
     ]
-    results = asyncio.run(held_first_call(scheduler, held, calls))
+    results = held_first_call(scheduler, held, calls)
     assert held.calls == [("explain", 1), ("explain", 2), ("explain", 2)]
     assert [isinstance(r, RuntimeError) for r in results] == [False, True, True, False, False]
 
@@ -122,7 +132,7 @@ def test_full_queue_is_refused_at_once(runtime) -> None:
     scheduler = InferenceScheduler(concurrency=1, max_queue=2, retry_after_seconds=3, max_batch=8)
     batch = images(4)
     calls = [(lambda i=i: scheduler.predict(held, batch[i])) for i in range(4)]  # type: ignore[misc]
-    results = asyncio.run(held_first_call(scheduler, held, calls))
+    results = held_first_call(scheduler, held, calls)
     # one running, two waiting (the queue's size), the fourth refused with Retry-After
     assert isinstance(results[3], Overloaded)
     assert results[3].headers == {"Retry-After": "3"}
