@@ -74,7 +74,9 @@ def run_phase(
     if after is not None and not state_path.is_file():
         shutil.copy(run_dir / f"{after}.best.weights.h5", best_path)
         shutil.copy(run_dir / f"{after}.state.json", state_path)
-    model.compile(optimizer=keras.optimizers.Adam(phase_cfg["lr"]), loss="categorical_crossentropy")
+    # label_smoothing (optional, per phase): softer targets, a regulariser for small data
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=phase_cfg.get("label_smoothing", 0))
+    model.compile(optimizer=keras.optimizers.Adam(phase_cfg["lr"]), loss=loss)
     callbacks = [
         ValidationF1(x_val, y_val, best_path, state_path, n_classes),
         keras.callbacks.EarlyStopping("val_macro_f1", mode="max", patience=phase_cfg["patience"]),
