@@ -53,7 +53,6 @@ class InferenceScheduler:
         self._waiting: list[_Request] = []  # only touched on the event loop thread
         self._workers = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self.batch_sizes: list[int] = []  # recent model-call batch sizes, for /metrics and tests
 
     @property
     def waiting(self) -> int:
@@ -116,7 +115,6 @@ class InferenceScheduler:
                         if not request.future.done():
                             request.future.set_exception(exc)
                     continue
-                self.batch_sizes = [*self.batch_sizes[-255:], len(group)]
                 for request, result in zip(group, results, strict=True):
                     if not request.future.done():  # the client may have gone away
                         request.future.set_result(result)
