@@ -45,7 +45,8 @@ DEFAULTS: dict[str, Any] = {
         "down_up": 0.5,
         "down_up_size": [112, 256],
     },
-    # max_minutes: wall-clock budget per phase (no new epoch that would end past it)
+    # max_minutes: wall-clock budget per phase (no new epoch that would end past it);
+    # label_smoothing (optional, default 0): softer one-hot targets in that phase's loss
     "phase1": {"epochs": 30, "lr": 1.0e-3, "batch_size": 32, "patience": 6, "max_minutes": None},
     "phase2": {"epochs": 6, "lr": 1.0e-4, "batch_size": 16, "patience": 2, "max_minutes": None},
     # optional continuation of phase 2 at a lower rate, e.g. {"epochs": 4, "lr": 2.0e-5, ...}
