@@ -33,7 +33,7 @@ from service.inference.artifact import (
     sha256_file,
     write_metadata,
 )
-from service.inference.backends import TENSORFLOW
+from service.inference.backends import TENSORFLOW, native_bf16
 from service.inference.preprocess import to_model_batch
 from service.inference.runtime import ClassifierRuntime, split_at_layer
 from service.settings import Settings
@@ -94,12 +94,6 @@ def export_trunks(model_dir: Path, data_dir: Path, train: list[Record], calibrat
         ignored_scope=nncf.IgnoredScope(names=last_convolutions(fp32, 3)),
     )
     ov.save_model(int8, model_dir / INT8_IR, compress_to_fp16=False)
-
-
-def native_bf16() -> bool:
-    import openvino as ov
-
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def cpu_name() -> str:

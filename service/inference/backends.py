@@ -66,6 +66,14 @@ def choose_backend(requested: str, metadata: ModelMetadata) -> str:
     return requested
 
 
+def native_bf16(core: Any = None) -> bool:
+    """Whether OpenVINO computes bfloat16 natively on this CPU (AVX512_BF16 or AMX)."""
+    import openvino as ov
+
+    capabilities = (core or ov.Core()).get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "BF16" in capabilities
+
+
 class OpenVinoTrunk:
     """A compiled OpenVINO trunk. One infer request per calling thread (they are not shared)."""
 
@@ -73,9 +81,7 @@ class OpenVinoTrunk:
         import openvino as ov  # imported only when an OpenVINO backend is used
 
         core = ov.Core()
-        if precision == "bf16" and "BF16" not in core.get_property(
-            "CPU", "OPTIMIZATION_CAPABILITIES"
-        ):
+        if precision == "bf16" and not native_bf16(core):
             log.warning(
                 "This CPU has no native bfloat16: running the %s trunk in f32", ir_path.name
             )

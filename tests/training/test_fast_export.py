@@ -11,10 +11,10 @@ import pytest
 
 from service.errors import ModelArtifactError
 from service.inference.artifact import read_metadata
-from service.inference.backends import OpenVinoTrunk, choose_backend
+from service.inference.backends import OpenVinoTrunk, choose_backend, native_bf16
 from service.inference.preprocess import to_model_input
 from service.inference.runtime import ClassifierRuntime
-from training.fast_export import FP32_IR, GATES, native_bf16, run
+from training.fast_export import FP32_IR, GATES, run
 
 
 @pytest.fixture(scope="module")
