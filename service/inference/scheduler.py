@@ -54,10 +54,6 @@ class InferenceScheduler:
         self._workers = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def waiting(self) -> int:
-        return len(self._waiting)
-
     async def predict(self, runtime: ClassifierRuntime, images: np.ndarray) -> np.ndarray:
         """Probabilities ``(1, classes)`` for one preprocessed image."""
         result: np.ndarray = await self._submit("predict", runtime, images, -1)
