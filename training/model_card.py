@@ -45,6 +45,25 @@ def _targets(overall: dict, probe: dict, classes: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _adult_pneumonia(report: dict, classes: list[str]) -> str:
+    """Where the test split's adult non-COVID pneumonias (the ieee8023 ones) went."""
+    if "pneumonia" not in classes:
+        return ""
+    predicted = Counter(
+        classes[max(range(len(classes)), key=lambda i: p["probabilities"][i])]
+        for p in report.get("predictions", [])
+        if p["label"] == "pneumonia" and p["source"].startswith("ieee8023/")
+    )
+    if not predicted:
+        return ""
+    spread = ", ".join(f"{c} {predicted[c]}" for c in classes if predicted[c])
+    text = f" Of the {sum(predicted.values())} adult (ieee8023) pneumonias in the test split, this"
+    text += f" model predicts {spread}"
+    if predicted.most_common(1)[0][0] == "covid":
+        return text + ": it tends to read an adult film with opacities as covid."
+    return text + "."
+
+
 def _licences(records) -> str:
     counts = Counter((r.source_repo, r.license) for r in records)
     lines = ["| source repository | licence (as given by the source) | images |", "|---|---|--:|"]
@@ -169,7 +188,8 @@ accuracy {probe.get("test_accuracy", float("nan")):.3f}, covid sensitivity
   size, hospital, resolution, borders and burned-in text. Per-source numbers above mostly measure
   within-source separation of at most two classes. Pipeline augmentation reduces but cannot remove
   this; check the Grad-CAM maps for attention outside the lungs.
-- Few adult non-COVID pneumonias (74, all ieee8023): "pneumonia" mostly means pediatric pneumonia.
+- Few adult non-COVID pneumonias (74, all ieee8023): "pneumonia" mostly means pediatric
+  pneumonia.{_adult_pneumonia(report, classes)}
 - Label noise (ieee8023 "No Finding" films of COVID patients, Kermany image-level grading).
 - Small test set: wide confidence intervals; performance on other hospitals and imaging
   pipelines is unknown and likely lower.

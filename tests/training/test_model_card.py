@@ -1,6 +1,6 @@
 """The model card states plainly whether the shipped model meets its targets and beats the probe."""
 
-from training.model_card import _targets
+from training.model_card import _adult_pneumonia, _targets
 
 CLASSES = ["covid", "normal", "pneumonia"]
 
@@ -28,3 +28,23 @@ def test_targets_met_and_probe_clearly_beaten() -> None:
 def test_binary_variants_are_not_judged_against_the_3_class_targets() -> None:
     text = _targets(_overall(0.9, [0.8, 0.95], 0.9), {}, ["covid", "normal"])
     assert text == "The 0.93 targets apply to the 3-class model only."
+
+
+def _prediction(label: str, source: str, probabilities: list[float]) -> dict:
+    return {"label": label, "source": source, "probabilities": probabilities}
+
+
+def test_adult_pneumonias_are_counted_by_predicted_class() -> None:
+    report = {
+        "predictions": [
+            _prediction("pneumonia", "ieee8023/covid-chestxray-dataset", [0.8, 0.1, 0.1]),
+            _prediction("pneumonia", "ieee8023/covid-chestxray-dataset", [0.7, 0.2, 0.1]),
+            _prediction("pneumonia", "ieee8023/covid-chestxray-dataset", [0.1, 0.1, 0.8]),
+            _prediction("pneumonia", "lecuong1502/BTL_Machine_Learning", [0.9, 0.0, 0.1]),
+            _prediction("covid", "ieee8023/covid-chestxray-dataset", [0.9, 0.0, 0.1]),
+        ]
+    }
+    text = _adult_pneumonia(report, CLASSES)
+    assert "Of the 3 adult (ieee8023) pneumonias" in text
+    assert "predicts covid 2, pneumonia 1: it tends to read" in text
+    assert _adult_pneumonia(report, ["covid", "normal"]) == ""
