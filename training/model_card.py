@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections import Counter
 from pathlib import Path
 
 import yaml
 
-from service.inference.artifact import ModelMetadata
+from service.inference.artifact import ModelMetadata, read_metadata
+from training.config import DEFAULTS
+from training.config import data_dir as resolve_data_dir
+from training.data import read_manifest, select
 
 
 def _fmt(entry: dict | None) -> str:
@@ -50,7 +55,7 @@ def _adult_pneumonia(report: dict, classes: list[str]) -> str:
     if "pneumonia" not in classes:
         return ""
     predicted = Counter(
-        classes[max(range(len(classes)), key=lambda i: p["probabilities"][i])]
+        classes[p["probabilities"].index(max(p["probabilities"]))]
         for p in report.get("predictions", [])
         if p["label"] == "pneumonia" and p["source"].startswith("ieee8023/")
     )
@@ -212,17 +217,11 @@ VGG16 weights: Karen Simonyan and Andrew Zisserman, Visual Geometry Group, Unive
 def main() -> None:
     """``python -m training.model_card MODEL_DIR``: rewrite the card from the folder's
     metadata.json and metrics.json (no re-evaluation), e.g. after the card's template changed."""
-    import argparse
-    import json
-
-    from service.inference.artifact import read_metadata
-    from training.config import DEFAULTS
-    from training.config import data_dir as resolve_data_dir
-    from training.data import read_manifest, select
-
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("model_dir", type=Path)
-    parser.add_argument("--data", default=None, help="cxr data folder (default: CXR_DATA_DIR)")
+    parser.add_argument(
+        "--data", default=None, help="cxr data folder (default: CXR_DATA_DIR / config)"
+    )
     args = parser.parse_args()
     metadata = read_metadata(args.model_dir)
     config = {**DEFAULTS, **metadata.training.get("config", {})}
