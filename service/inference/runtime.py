@@ -42,8 +42,12 @@ def split_at_layer(
     for required in (trunk_layer, logits_layer):
         if required not in names:
             raise ModelArtifactError(f"The model has no layer named {required!r}.")
+    if len(model.inputs) != 1:
+        raise ModelArtifactError(f"The model must have one image input, not {len(model.inputs)}.")
     trunk_output = model.get_layer(trunk_layer).output
-    trunk = keras.Model(model.inputs, trunk_output, name="trunk")
+    # The single input tensor, not the ``model.inputs`` list: a trunk built on a list expects a
+    # list and Keras warns "structure of inputs doesn't match" at every call with a tensor.
+    trunk = keras.Model(model.inputs[0], trunk_output, name="trunk")
     try:
         head = keras.Model(trunk_output, model.get_layer(logits_layer).output, name="head")
     except ValueError as exc:  # Keras: "Graph disconnected"
