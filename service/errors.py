@@ -91,5 +91,26 @@ class PacsTimeout(ServiceError):
     code = "pacs_timeout"
 
 
+class Unauthorized(ServiceError):
+    """No API key, or one the service does not know (``WWW-Authenticate: Bearer`` is sent)."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    """A known key without the route's scope, or a cross-site request from a browser."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class RequestTimeout(ServiceError):
+    """The request body did not arrive in full within ``CXR_BODY_TIMEOUT_SECONDS``."""
+
+    status_code = 408
+    code = "request_timeout"
+
+
 class ModelArtifactError(Exception):
     """The model folder is missing, inconsistent or corrupt: the service refuses to start."""

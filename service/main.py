@@ -20,6 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.api import middleware
+from service.api.apidocs import router as apidocs_router
 from service.api.pacs import router as pacs_router
 from service.api.page import router as page_router
 from service.api.routes import router
@@ -27,6 +29,7 @@ from service.errors import NotReady, ServiceError
 from service.inference.artifact import ModelMetadata, read_metadata
 from service.inference.runtime import ClassifierRuntime
 from service.inference.scheduler import InferenceScheduler
+from service.keys import KeyStore
 from service.settings import DISCLAIMER, Settings, get_settings
 from service.state import ServiceState
 
@@ -126,6 +129,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        keys = KeyStore(settings.api_keys_file) if settings.api_keys_file else None
+        if keys is None:
+            logger.warning(
+                "no API keys (CXR_API_KEYS_FILE): anonymous service; requests on non-loopback "
+                "addresses are %s",
+                "ALLOWED (CXR_ALLOW_ANONYMOUS=true)" if settings.allow_anonymous else "refused",
+            )
         state = ServiceState(
             settings=settings,
             scheduler=InferenceScheduler(
@@ -136,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 batch_window_ms=settings.batch_window_ms,
             ),
             cpu_pool=ThreadPoolExecutor(settings.decode_concurrency, thread_name_prefix="cpu"),
+            keys=keys,
         )
         # The cheap checks (files, checksum, classes) run before the port opens, so a broken
         # artifact stops start-up with a clear message instead of a server that never gets ready.
@@ -157,9 +168,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="covid / normal / pneumonia probabilities and Grad-CAM heatmaps for chest X-rays.",
         description=DISCLAIMER,
         lifespan=lifespan,
+        docs_url=None,  # served from installed assets instead of a CDN: service/api/apidocs.py
+        redoc_url=None,
     )
     _install_error_handlers(app)
     app.include_router(router)
     app.include_router(page_router)
     app.include_router(pacs_router)
+    app.include_router(apidocs_router)
+    middleware.install(app, settings)
     return app

@@ -10,11 +10,17 @@ from service.inference.artifact import InputSpec
 from service.io.sniff import ImageFormat
 from service.settings import DISCLAIMER
 
+# A 64 x 64 mid-gray PNG: a real, valid example body (the model answers it, if not usefully).
+EXAMPLE_PNG_BASE64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAEAAAABACAAAAACPAi4CAAAAK0lEQVRYw+3MMREAAAgEoNfkRjeEmwcBqMlNRyAQCAQ"
+    "CgUAgEAgEAsHzYAFAdAEAmH6OfgAAAABJRU5ErkJggg=="
+)
+
 
 class ImageRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"image_base64": "iVBORw0KGgoAAAANSUhEUgAA..."}]},
+        json_schema_extra={"examples": [{"image_base64": EXAMPLE_PNG_BASE64}]},
     )
     image_base64: str = Field(min_length=1, description="Base64 of the PNG, JPEG or DICOM bytes")
 
@@ -22,9 +28,7 @@ class ImageRequest(BaseModel):
 class ExplainRequest(ImageRequest):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [{"image_base64": "iVBORw0KGgoAAAANSUhEUgAA...", "target": "covid"}]
-        },
+        json_schema_extra={"examples": [{"image_base64": EXAMPLE_PNG_BASE64, "target": "covid"}]},
     )
     target: str | None = Field(None, description="Class to explain; default: the top class")
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.inference.backends import BackendName
+from service.observability.logs import LogFormat
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "cxr-vgg16-3class"
@@ -58,6 +60,12 @@ class Settings(BaseSettings):
     warmup: bool = Field(True, description="Run the model once before /ready turns 200")
     background_load: bool = Field(
         True, description="Open the port at once (/health 200, /ready 503) and load meanwhile"
+    )
+    log_format: LogFormat = Field(
+        "text", description="text: uvicorn-like lines; json: one JSON object per line"
+    )
+    metrics_access: Literal["loopback", "open"] = Field(
+        "loopback", description="Who may read GET /metrics: loopback clients only, or anyone"
     )
     dicom_modalities: str = Field(
         "CR,DX", description="Comma-separated DICOM Modality values accepted (others get 422)"

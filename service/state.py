@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from service.inference.runtime import ClassifierRuntime
 from service.inference.scheduler import InferenceScheduler
+from service.keys import KeyStore
 from service.settings import Settings
 
 
@@ -18,6 +19,7 @@ class ServiceState:
     runtime: ClassifierRuntime | None = None
     load_error: str | None = None
     loaded_in_seconds: float | None = field(default=None)
+    keys: KeyStore | None = None  # None: no CXR_API_KEYS_FILE, the service is anonymous
 
     @property
     def ready(self) -> bool:

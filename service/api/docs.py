@@ -1,50 +1,120 @@
-"""OpenAPI pieces shared by the routes: the two request body shapes and every error example."""
+"""OpenAPI pieces shared by the routes: the two request body shapes and every error response.
+
+Error responses are built from the error classes themselves (status, code, docstring) and an
+instance with a real message, so the document cannot drift from what the service sends.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from service.api.upload import EmptyUpload, too_large
+from service.errors import (
+    Forbidden,
+    ImageTooLarge,
+    InvalidImage,
+    InvalidRequest,
+    NotReady,
+    Overloaded,
+    RequestTimeout,
+    ServiceError,
+    Unauthorized,
+    UnsuitableImage,
+    UnsupportedMediaType,
+)
 from service.schemas import ErrorResponse, ExplainRequest, ImageRequest
 
 
-def _error(status: int, code: str, message: str, description: str) -> dict[str, Any]:
-    return {
-        "model": ErrorResponse,
-        "description": description,
-        "content": {"application/json": {"example": {"error": {"code": code, "message": message}}}},
-    }
+def _meaning(error: ServiceError) -> str:
+    """The class's own docstring (first line), or nothing when it only inherits one."""
+    for cls in type(error).__mro__:
+        if cls is ServiceError:
+            return ""
+        doc = cls.__dict__.get("__doc__")
+        if doc:
+            return str(doc).strip().splitlines()[0].rstrip(".")
+    return ""
 
 
-IMAGE_ERRORS: dict[int | str, dict[str, Any]] = {
-    413: _error(
-        413,
-        "payload_too_large",
-        "Upload exceeds the limit of 20,971,520 bytes (20 MiB).",
-        "Upload over the byte limit, or image over the pixel limit (`image_too_large`).",
-    ),
-    415: _error(
-        415,
-        "unsupported_media_type",
-        "Unrecognised file type: send a PNG, JPEG or DICOM (Part-10) chest radiograph.",
-        "Not a PNG, JPEG or DICOM file, or an unsupported request content type.",
-    ),
-    422: _error(
-        422,
-        "invalid_image",
-        "The PNG file is corrupt or truncated.",
-        "Undecodable image (`invalid_image`), invalid field or base64 "
-        "(`invalid_request`), empty upload (`empty_upload`), or an image the model is "
-        "not for (`unsuitable_image`).",
-    ),
-    503: _error(
-        503,
-        "not_ready",
-        "The model is still loading; retry shortly.",
-        "Model not loaded yet (`not_ready`) or queue full (`overloaded`, with Retry-After).",
-    ),
-}
+def error_responses(*errors: ServiceError) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these errors: one entry per status, one example per code."""
+    grouped: dict[int, list[ServiceError]] = {}
+    for error in errors:
+        grouped.setdefault(error.status_code, []).append(error)
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status, group in grouped.items():
+        described = [
+            f"`{e.code}`"
+            + (f": {_meaning(e)}" if _meaning(e) else "")
+            + (f" (`{', '.join(e.headers)}` set)" if e.headers else "")
+            for e in group
+        ]
+        examples = {
+            e.code: {"summary": e.code, "value": {"error": {"code": e.code, "message": e.message}}}
+            for e in group
+        }
+        responses[status] = {
+            "model": ErrorResponse,
+            "description": "; ".join(described) + ".",
+            "content": {"application/json": {"examples": examples}},
+        }
+    return responses
 
-NOT_READY: dict[int | str, dict[str, Any]] = {503: IMAGE_ERRORS[503]}
+
+def merge(*parts: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """Responses of several groups; errors of one status share its examples."""
+    merged: dict[int | str, dict[str, Any]] = {}
+    for part in parts:
+        for status, response in part.items():
+            if status not in merged:
+                merged[status] = response
+                continue
+            old = merged[status]
+            examples = {
+                **old["content"]["application/json"]["examples"],
+                **response["content"]["application/json"]["examples"],
+            }
+            merged[status] = {
+                **old,
+                "description": f"{old['description']} {response['description']}",
+                "content": {"application/json": {"examples": examples}},
+            }
+    return merged
+
+
+RETRY = {"Retry-After": "1"}
+NOT_READY_ERROR = NotReady("The model is still loading; retry shortly.", headers=RETRY)
+
+AUTH_ERRORS = error_responses(
+    Unauthorized(
+        "An API key is required: send `Authorization: Bearer <key>`.",
+        headers={"WWW-Authenticate": "Bearer"},
+    ),
+    Forbidden("API key 'viewer' lacks the scope 'infer' this request needs."),
+)
+
+BUSY_ERRORS = error_responses(
+    NOT_READY_ERROR, Overloaded("The model queue is full; retry shortly.", headers=RETRY)
+)
+
+IMAGE_ERRORS = merge(
+    AUTH_ERRORS,
+    error_responses(
+        RequestTimeout("The request body did not arrive within 30 s."),
+        too_large(20 * 1024 * 1024),
+        ImageTooLarge("Image of 10000 x 8000 pixels exceeds the limit of 50,000,000 pixels."),
+        UnsupportedMediaType(
+            "Unrecognised file type: send a PNG, JPEG or DICOM (Part-10) chest radiograph."
+        ),
+        InvalidImage("The PNG file is corrupt or truncated."),
+        InvalidRequest("Unknown target 'edema'; choose one of: covid, normal, pneumonia."),
+        EmptyUpload("The uploaded file is empty."),
+        UnsuitableImage("Modality CT is not a chest radiograph (accepted: CR, DX)."),
+    ),
+    BUSY_ERRORS,
+)
+
+NOT_READY = error_responses(NOT_READY_ERROR)
 
 
 def image_request_body(*, with_target: bool) -> dict[str, Any]:

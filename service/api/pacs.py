@@ -2,62 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from service.api.routes import State
+from service.api.deps import Admitted, PacsUser, State
+from service.api.docs import AUTH_ERRORS, BUSY_ERRORS, error_responses, merge
+from service.dicom.pacs import StoreFailed
 from service.dicom.study import analyse_study
-from service.schemas import ErrorResponse, StudyAnalysis
+from service.errors import (
+    InvalidRequest,
+    PacsNotConfigured,
+    PacsTimeout,
+    PacsUnavailable,
+    StudyNotFound,
+)
+from service.schemas import StudyAnalysis
 
 router = APIRouter(prefix="/pacs", tags=["pacs"])
 
 UID_PATTERN = r"^[0-9]+(\.[0-9]+)*$"
 
-
-def _error(code: str, message: str, description: str) -> dict[str, Any]:
-    return {
-        "model": ErrorResponse,
-        "description": description,
-        "content": {"application/json": {"example": {"error": {"code": code, "message": message}}}},
-    }
-
-
-PACS_ERRORS: dict[int | str, dict[str, Any]] = {
-    404: _error(
-        "study_not_found",
-        "The PACS at orthanc:8042 has no study with that UID.",
-        "The PACS has no such study.",
+PACS_ERRORS = merge(
+    AUTH_ERRORS,
+    error_responses(
+        StudyNotFound("The PACS at orthanc:8042 has no study with that UID."),
+        InvalidRequest(f"path.study_instance_uid: String should match pattern '{UID_PATTERN}'"),
+        PacsNotConfigured(
+            "No PACS is configured: set CXR_DICOMWEB_URL to the DICOMweb root of the PACS "
+            "(e.g. http://orthanc:8042/dicom-web)."
+        ),
+        PacsUnavailable(
+            "The PACS at orthanc:8042 could not be reached while listing the study's "
+            "instances; check CXR_DICOMWEB_URL and that the PACS is running."
+        ),
+        StoreFailed(
+            "The PACS at orthanc:8042 stored 1 of 2 results and refused 1; analyze again to "
+            "store the rest."
+        ),
+        PacsTimeout(
+            "The PACS at orthanc:8042 did not answer within 30 s while retrieving an image."
+        ),
     ),
-    422: _error(
-        "invalid_request",
-        "path.study_instance_uid: String should match pattern '^[0-9]+(\\.[0-9]+)*$'",
-        "The path is not a DICOM UID.",
-    ),
-    501: _error(
-        "pacs_not_configured",
-        "No PACS is configured: set CXR_DICOMWEB_URL to the DICOMweb root of the PACS "
-        "(e.g. http://orthanc:8042/dicom-web).",
-        "`CXR_DICOMWEB_URL` is not set.",
-    ),
-    502: _error(
-        "pacs_unavailable",
-        "The PACS at orthanc:8042 could not be reached while listing the study's instances; "
-        "check CXR_DICOMWEB_URL and that the PACS is running.",
-        "The PACS is unreachable or answered with an error (`pacs_unavailable`), or refused "
-        "some results (`pacs_store_failed`; analyze again to complete).",
-    ),
-    503: _error(
-        "not_ready",
-        "The model is still loading; retry shortly.",
-        "Model not loaded yet (`not_ready`) or queue full (`overloaded`, with Retry-After).",
-    ),
-    504: _error(
-        "pacs_timeout",
-        "The PACS at orthanc:8042 did not answer within 30 s while retrieving an image.",
-        "A PACS request took longer than `CXR_DICOMWEB_TIMEOUT_SECONDS`.",
-    ),
-}
+    BUSY_ERRORS,
+)
 
 
 @router.post(
@@ -76,6 +64,8 @@ PACS_ERRORS: dict[int | str, dict[str, Any]] = {
 )
 async def analyze_study(
     state: State,
+    _: PacsUser,
+    __: Admitted,
     study_instance_uid: Annotated[
         str,
         Path(

@@ -1,12 +1,18 @@
-"""HTTP routes. Thin: parse the request, call ``service.analysis``, return a pydantic model."""
+"""HTTP routes. Thin: parse the request, call ``service.analysis``, return a pydantic model.
+
+``/health``, ``/ready`` and ``/model`` are open (no patient data, and the page shows the model
+before asking for a key); ``/predict`` and ``/explain`` need the ``infer`` scope, a DICOM answer
+(patient data) ``dicom-out`` as well. Those checks and the queue place come before the body.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from service import analysis
+from service.api.deps import Admitted, Inferrer, State
 from service.api.docs import IMAGE_ERRORS, NOT_READY, image_request_body
 from service.api.upload import read_upload
 from service.dicom.docs import DICOM_EXPLAIN_DESCRIPTION, DICOM_EXPLAIN_RESPONSES
@@ -14,17 +20,8 @@ from service.dicom.explain import explain_as_dicom, wants_dicom
 from service.errors import NotReady
 from service.schemas import Explanation, ModelInfo, Prediction, Status
 from service.settings import DISCLAIMER
-from service.state import ServiceState
 
 router = APIRouter()
-
-
-def get_state(request: Request) -> ServiceState:
-    state: ServiceState = request.state.service
-    return state
-
-
-State = Annotated[ServiceState, Depends(get_state)]
 
 
 @router.get("/health", response_model=Status, tags=["status"], summary="Process is alive")
@@ -80,7 +77,7 @@ async def model_info(state: State) -> ModelInfo:
     summary="Class probabilities for a chest radiograph (PNG, JPEG or DICOM)",
     openapi_extra=image_request_body(with_target=False),
 )
-async def predict(request: Request, state: State) -> Prediction:
+async def predict(request: Request, state: State, _: Inferrer, __: Admitted) -> Prediction:
     upload = await read_upload(request, limit=state.settings.max_upload_bytes)
     return await analysis.predict(state, upload.data)
 
@@ -97,11 +94,16 @@ async def predict(request: Request, state: State) -> Prediction:
 async def explain(
     request: Request,
     state: State,
+    caller: Inferrer,
+    _: Admitted,
     target: Annotated[
         str | None, Query(description="Class to explain (also a form or JSON field)")
     ] = None,
 ) -> Explanation | Response:
+    dicom_out = wants_dicom(request)
+    if dicom_out:
+        caller.require("dicom-out")
     upload = await read_upload(request, limit=state.settings.max_upload_bytes)
-    if wants_dicom(request):
+    if dicom_out:
         return await explain_as_dicom(state, upload.data, upload.target or target)
     return await analysis.explain(state, upload.data, upload.target or target)

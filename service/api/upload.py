@@ -34,7 +34,7 @@ class EmptyUpload(InvalidRequest):
     code = "empty_upload"
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
+def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"Upload exceeds the limit of {limit:,} bytes ({limit / 2**20:.0f} MiB)."
     )
@@ -43,13 +43,13 @@ def _too_large(limit: int) -> PayloadTooLarge:
 async def _read_capped(request: Request, cap: int, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise _too_large(limit)
+        raise too_large(limit)
     chunks: list[bytes] = []
     received = 0
     async for chunk in request.stream():
         received += len(chunk)
         if received > cap:
-            raise _too_large(limit)
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -101,7 +101,7 @@ async def read_upload(request: Request, *, limit: int) -> Upload:
     if not upload.data:
         raise EmptyUpload("The uploaded file is empty.")
     if len(upload.data) > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     return Upload(data=upload.data, target=upload.target or query_target or None)
 
 

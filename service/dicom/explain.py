@@ -55,12 +55,16 @@ def _secondary_capture_bytes(
     return to_bytes(image), str(image.SOPInstanceUID)
 
 
+def not_dicom_error() -> NotAcceptable:
+    return NotAcceptable(
+        "A DICOM result (Accept: application/dicom) needs a DICOM upload: it is stored in "
+        "the source's study and patient. Upload the DICOM file, or accept application/json."
+    )
+
+
 async def explain_as_dicom(state: ServiceState, data: bytes, target: str | None) -> Response:
     if sniff_format(data) is not ImageFormat.DICOM:
-        raise NotAcceptable(
-            "A DICOM result (Accept: application/dicom) needs a DICOM upload: it is stored in "
-            "the source's study and patient. Upload the DICOM file, or accept application/json."
-        )
+        raise not_dicom_error()
     explained = await analysis.explain_image(state, data, target)
     finding, model = finding_of(explained.result)
     build = partial(_secondary_capture_bytes, data, explained.rendered.overlay, finding, model)

@@ -10,12 +10,17 @@ service throughput; GPU hosts gain from larger ones.
 
 The queue is bounded: when every worker is busy and ``max_queue`` requests already wait, the
 request is refused at once with 503 + Retry-After instead of piling up until clients time out.
+Routes take an ``admit()`` reservation before reading the request body, so under a burst the
+refusal costs microseconds instead of an upload and a decode: admitted requests (reading,
+decoding, waiting or in the model) never exceed what the workers and the queue can hold.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -52,7 +57,25 @@ class InferenceScheduler:
         self._retry_after = retry_after_seconds
         self._waiting: list[_Request] = []  # only touched on the event loop thread
         self._workers = 0
+        self._admitted = 0  # reservations held by requests (only touched on the event loop)
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def _overloaded(self) -> Overloaded:
+        return Overloaded(
+            "The model queue is full; retry shortly.",
+            headers={"Retry-After": str(self._retry_after)},
+        )
+
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        """A place for one request, held while it runs; 503 ``overloaded`` when none is left."""
+        if self._admitted >= self._max_queue + self._concurrency * self._max_batch:
+            raise self._overloaded()
+        self._admitted += 1
+        try:
+            yield
+        finally:
+            self._admitted -= 1
 
     async def predict(self, runtime: ClassifierRuntime, images: np.ndarray) -> np.ndarray:
         """Probabilities ``(1, classes)`` for one preprocessed image."""
@@ -70,11 +93,8 @@ class InferenceScheduler:
         self, kind: Kind, runtime: ClassifierRuntime, images: np.ndarray, target: int
     ) -> Any:
         idle_slots = (self._concurrency - self._workers) * self._max_batch
-        if len(self._waiting) >= self._max_queue + idle_slots:
-            raise Overloaded(
-                "The model queue is full; retry shortly.",
-                headers={"Retry-After": str(self._retry_after)},
-            )
+        if len(self._waiting) >= self._max_queue + idle_slots:  # callers without admit()
+            raise self._overloaded()
         loop = asyncio.get_running_loop()
         request = _Request(kind, runtime, images, target, loop.create_future())
         self._waiting.append(request)

@@ -37,10 +37,15 @@ def test_openapi_documents_bodies_and_errors(client: TestClient) -> None:
         content = operation["requestBody"]["content"]
         assert {"multipart/form-data", "application/json"} <= set(content)
         assert {"200", "413", "415", "422", "503"} <= set(operation["responses"])
-        for status in ("413", "415", "422", "503"):
-            example = operation["responses"][status]["content"]["application/json"]["example"]
-            assert set(example["error"]) == {"code", "message"}
+        for status in ("401", "403", "408", "413", "415", "422", "503"):
+            examples = operation["responses"][status]["content"]["application/json"]["examples"]
+            for code, example in examples.items():
+                assert example["value"]["error"]["code"] == code
+                assert example["value"]["error"]["message"]
+        codes = operation["responses"]["503"]["content"]["application/json"]["examples"]
+        assert set(codes) == {"not_ready", "overloaded"}
     assert "503" in spec["paths"]["/ready"]["get"]["responses"]
+    assert "securitySchemes" in spec["components"]
     assert client.get("/docs").status_code == 200
 
 
