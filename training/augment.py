@@ -6,6 +6,9 @@ down-and-up scaling). The second kind matters most here: in this data the source
 read off resolution, border style and compression, and the hidden evaluation set comes from other
 pipelines, so we make those cues unreliable. Horizontal flips are allowed (the three classes are
 not lateralised; mirrored burned-in text is also less of a shortcut); vertical flips never.
+Annotation stamps (``training.stamps``: text, scores, L/R markers, arrows, boxes) are drawn into
+images of every class first, before the pipeline jitter, as real annotations are burned in before
+an image is exported, resized and compressed.
 Output is always uint8 with the input's shape.
 """
 
@@ -15,6 +18,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from training.stamps import draw_training_stamps
 
 
 def _uniform(rng: np.random.Generator, bounds: list[float] | tuple[float, float]) -> float:
@@ -93,6 +98,8 @@ def augment(gray: np.ndarray, rng: np.random.Generator, cfg: dict[str, Any]) -> 
     out = gray
     if rng.random() < cfg["hflip"]:
         out = out[:, ::-1]  # horizontal only: axis 1. Never axis 0.
+    if rng.random() < cfg.get("stamps", 0.0):  # after the flip: stamped text reads normally
+        out = draw_training_stamps(out, rng, cfg.get("max_stamps", 4))
     if rng.random() < 0.7:
         out = crop_or_pad(out, rng, cfg["crop_pad"])
     out = affine(np.ascontiguousarray(out), rng, cfg)

@@ -16,84 +16,76 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from service.inference.artifact import read_metadata, write_metadata
+from service.inference.artifact import read_metadata
 from service.inference.preprocess import resize_gray, to_model_batch
 from service.inference.runtime import ClassifierRuntime
 from training import plots
-from training.config import DEFAULTS
+from training.audit import run_audit
+from training.calibration import apply_temperature
+from training.config import DEFAULTS, validate_config
 from training.config import data_dir as resolve_data_dir
 from training.data import load_gray, read_manifest, select
-from training.metrics import full_report
+from training.metadata import update_metadata
+from training.metrics import expected_calibration_error, full_report
 from training.model_card import write_model_card
 
 
 def predict_split(runtime: ClassifierRuntime, data_dir: Path, records, batch_size: int = 16):
+    """Decoded grayscale images (full size, for the audit) and the served probabilities."""
     grays, probs = [], []
     for start in tqdm(range(0, len(records), batch_size), desc="evaluating", unit="batch"):
         chunk = [load_gray(data_dir, r) for r in records[start : start + batch_size]]
         probs.append(runtime.predict(to_model_batch(chunk, runtime.input_size)))
-        grays += [resize_gray(g, runtime.input_size) for g in chunk]  # small copies for Grad-CAM
+        grays += chunk
     return grays, np.concatenate(probs)
 
 
-def degrade(gray: np.ndarray) -> np.ndarray:
-    """A low-quality imaging pipeline: a 160-px thumbnail, JPEG quality 40, scaled back up."""
-    h, w = gray.shape
-    factor = min(1.0, 160 / max(h, w))
-    small = cv2.resize(
-        gray, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA
-    )
-    _, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 40])
-    return cv2.resize(
-        cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE), (w, h), interpolation=cv2.INTER_LINEAR
-    )
-
-
-def robustness(runtime, data_dir: Path, records, y, classes, n_bootstrap: int) -> dict:
-    """Same test images through a degraded pipeline: a proxy for unseen hospitals' pipelines."""
-    probs = []
-    for start in tqdm(range(0, len(records), 16), desc="degraded test", unit="batch"):
-        chunk = [degrade(load_gray(data_dir, r)) for r in records[start : start + 16]]
-        probs.append(runtime.predict(to_model_batch(chunk, runtime.input_size)))
-    report = full_report(y, np.concatenate(probs), classes, n_bootstrap)
-    keep = ["n", "macro_f1", "accuracy", "covid_sensitivity", "covid_specificity"]
+def calibration_report(metadata, y: np.ndarray, probs: np.ndarray, model_dir: Path) -> dict:
+    """Test-split ECE (15 bins) with the served (calibrated) probabilities and without the
+    temperature; both reliability diagrams."""
+    temperature = metadata.temperature
+    raw = apply_temperature(probs, 1.0 / temperature)  # undo softmax(z / T): back to softmax(z)
+    before = expected_calibration_error(y, raw, bins=15)
+    after = expected_calibration_error(y, probs, bins=15)
+    plots.reliability(before, model_dir / "reliability_uncalibrated.png", "before calibration")
+    plots.reliability(after, model_dir / "reliability.png", f"temperature {temperature:.2f}")
     return {
-        "pipeline": "160-px thumbnail + JPEG q40 + upscale",
-        **{k: report[k] for k in keep if k in report},
+        "method": metadata.calibration.method if metadata.calibration else "none",
+        "temperature": temperature,
+        "fitted_on": "val",
+        "test_ece_15_bins_before": round(before["ece"], 4),
+        "test_ece_15_bins_after": round(after["ece"], 4),
+        "bins_before": before["bins"],
+        "bins_after": after["bins"],
     }
 
 
-def gallery_items(runtime, grays, y, probs, classes, records, per_kind: int) -> list[dict]:
-    """Most confident correct and most confident wrong test images, with their Grad-CAM."""
-    predicted = probs.argmax(axis=1)
-    confidence = probs.max(axis=1)
-    correct = np.flatnonzero(predicted == y)
-    wrong = np.flatnonzero(predicted != y)
-    # Correct: spread over classes (highest confidence per class, round robin); wrong: worst first.
-    by_class = [
-        sorted(correct[y[correct] == c], key=lambda i: -confidence[i]) for c in range(len(classes))
-    ]
-    chosen_correct = [i for group in zip(*by_class, strict=False) for i in group][:per_kind]
-    chosen = chosen_correct + sorted(wrong, key=lambda i: -confidence[i])[:per_kind]
-    if not chosen:
-        return []
-    batch = to_model_batch([grays[i] for i in chosen], runtime.input_size)
-    explanation = runtime.explain(batch, np.full(len(chosen), -1, dtype=np.int32))
-    items = []
-    for k, i in enumerate(chosen):
-        source = records[i].source_repo.split("/")[0]
-        verdict = f"true {classes[y[i]]} / pred {classes[predicted[i]]} {confidence[i]:.2f}"
-        items.append(
-            {
-                "image": plots.overlay(grays[i], explanation.cams[k]),
-                "title": f"{verdict}\n{source}",
-                "correct": bool(predicted[i] == y[i]),
-            }
-        )
+def gallery_by_source(grays, cams, y, probs, classes, records, per_kind: int = 2) -> list:
+    """Per source: its most confident correct and most confident wrong test images."""
+    predicted, confidence = probs.argmax(axis=1), probs.max(axis=1)
+    sources = np.array([r.source_repo for r in records])
+    items: list[dict | None] = []
+    for source in sorted(set(sources)):
+        rows = np.flatnonzero(sources == source)
+        right = sorted(rows[predicted[rows] == y[rows]], key=lambda i: -confidence[i])[:per_kind]
+        wrong = sorted(rows[predicted[rows] != y[rows]], key=lambda i: -confidence[i])[:per_kind]
+        row: list[dict | None] = []
+        for i in [*right, *[None] * (per_kind - len(right)), *wrong]:
+            if i is None:
+                row.append(None)
+                continue
+            verdict = f"true {classes[y[i]]} / pred {classes[predicted[i]]} {confidence[i]:.2f}"
+            row.append(
+                {
+                    "image": plots.overlay(resize_gray(grays[i], (224, 224)), cams[i]),
+                    "title": f"{verdict}\n{source.split('/')[0]}",
+                    "correct": bool(predicted[i] == y[i]),
+                }
+            )
+        items += row + [None] * (2 * per_kind - len(row))
     return items
 
 
@@ -108,37 +100,32 @@ def summary_of(report: dict, classes: list[str]) -> dict:
     return summary
 
 
-def evaluate(
-    model_dir: Path,
-    data_dir: Path | None = None,
-    n_bootstrap: int | None = None,
-    with_robustness: bool = False,
-) -> dict:
+def evaluate(model_dir: Path, data_dir: Path | None = None, n_bootstrap: int | None = None) -> dict:
     started = time.time()
     metadata = read_metadata(model_dir)
-    config = {**DEFAULTS, **metadata.training.get("config", {})}
+    config = validate_config(metadata.training.get("config", {}), "metadata.json")
     data_dir = data_dir or resolve_data_dir(config)
-    n_bootstrap = n_bootstrap or config.get("evaluate", DEFAULTS["evaluate"])["bootstrap"]
+    n_bootstrap = n_bootstrap if n_bootstrap is not None else config["evaluate"]["bootstrap"]
     classes = metadata.classes
-    all_records = read_manifest(data_dir)
-    used = select(all_records, classes, config.get("limit_per_split_class"))
+    used = select(read_manifest(data_dir), classes, config["limit_per_split_class"])
     test = [r for r in used if r.split == "test"]
     y = np.array([classes.index(r.label) for r in test])
+    sources = np.array([r.source_repo for r in test])
 
     runtime = ClassifierRuntime.load(model_dir)
     grays, probs = predict_split(runtime, data_dir, test)
 
-    report = {"split": "test", "classes": classes, "n_bootstrap": n_bootstrap}
+    report: dict = {"split": "test", "classes": classes, "n_bootstrap": n_bootstrap}
     report["overall"] = full_report(y, probs, classes, n_bootstrap)
     report["per_source"] = {}
-    sources = np.array([r.source_repo for r in test])
     for source in sorted(set(sources)):
         mask = sources == source
         entry = full_report(y[mask], probs[mask], classes, n_bootstrap)
         entry["labels"] = dict(Counter(r.label for r, m in zip(test, mask, strict=True) if m))
         report["per_source"][source] = entry
-    if with_robustness:
-        report["robustness"] = robustness(runtime, data_dir, test, y, classes, n_bootstrap)
+    report["calibration"] = calibration_report(metadata, y, probs, model_dir)
+    seed = config["evaluate"]["stamp_seed"]
+    report["audit"], cams = run_audit(runtime, grays, y, probs, sources, classes, seed)
     report["linear_probe_baseline"] = metadata.training.get("linear_probe")
     report["predictions"] = [
         {
@@ -154,29 +141,28 @@ def evaluate(
     plots.confusion(overall["confusion_matrix"], classes, model_dir / "confusion_matrix.png")
     aucs = {c: overall[f"auc_{c}"]["value"] for c in classes}
     plots.roc(y, probs, classes, aucs, model_dir / "roc.png")
-    plots.reliability(overall["calibration"], model_dir / "reliability.png")
     plots.training_curves(model_dir)
-    per_kind = config.get("evaluate", DEFAULTS["evaluate"])["gallery"]
-    items = gallery_items(runtime, grays, y, probs, classes, test, per_kind)
-    plots.gradcam_gallery(items, model_dir / "gradcam_gallery.png")
+    items = gallery_by_source(grays, cams, y, probs, classes, test)
+    plots.gradcam_gallery(items, model_dir / "gradcam_gallery.png", columns=4)
     report["seconds"] = round(time.time() - started, 1)
     (model_dir / "metrics.json").write_text(json.dumps(report, indent=1) + "\n")
 
-    metadata.metrics = {
+    metrics = {
         "split": "test",
         **summary_of(overall, classes),
         "per_source": {
             s: {k: e[k] for k in ("n", "macro_f1", "accuracy") if k in e}
             for s, e in report["per_source"].items()
         },
+        "calibration": {k: v for k, v in report["calibration"].items() if not k.startswith("bins")},
+        "audit": report["audit"],
         "linear_probe_baseline": report["linear_probe_baseline"],
     }
-    if "robustness" in report:
-        metadata.metrics["degraded_pipeline"] = report["robustness"]
-    metadata.training.setdefault("timings", {})["evaluation_s"] = report["seconds"]
-    write_metadata(model_dir, metadata)
+    timings = {**metadata.training.get("timings", {}), "evaluation_s": report["seconds"]}
+    metadata = update_metadata(
+        model_dir, metrics=metrics, training={**metadata.training, "timings": timings}
+    )
     write_model_card(model_dir, metadata, report, used)
-    read_metadata(model_dir)  # still valid
     line = {k: overall[k] for k in ("macro_f1", "accuracy", "covid_sensitivity") if k in overall}
     print(f"[evaluate] {model_dir}: {json.dumps(line)}")
     return report
@@ -188,13 +174,10 @@ def main() -> None:
     parser.add_argument(
         "--data", default=None, help="cxr data folder (default: CXR_DATA_DIR / config)"
     )
-    parser.add_argument(
-        "--robustness", action="store_true", help="also score a degraded copy of the test set"
-    )
     parser.add_argument("--bootstrap", type=int, default=None, help="resamples for the 95%% CIs")
     args = parser.parse_args()
-    data = resolve_data_dir({"data_dir": DEFAULTS["data_dir"]}, args.data) if args.data else None
-    evaluate(args.model_dir, data, args.bootstrap, args.robustness)
+    data = resolve_data_dir(DEFAULTS, args.data) if args.data else None
+    evaluate(args.model_dir, data, args.bootstrap)
 
 
 if __name__ == "__main__":

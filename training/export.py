@@ -13,10 +13,10 @@ from service.inference.artifact import (
     InputSpec,
     ModelMetadata,
     sha256_file,
-    write_metadata,
 )
 from service.inference.preprocess import PREPROCESSING_ID
 from training.config import REPO_ROOT
+from training.metadata import create_metadata
 
 
 def git_commit() -> str:
@@ -36,7 +36,11 @@ def git_commit() -> str:
 
 
 def export_model(
-    model: keras.Model, config: dict[str, Any], model_dir: Path, training: dict
+    model: keras.Model,
+    config: dict[str, Any],
+    model_dir: Path,
+    training: dict,
+    calibration: dict[str, Any] | None = None,
 ) -> ModelMetadata:
     model_dir.mkdir(parents=True, exist_ok=True)
     model_path = model_dir / MODEL_FILE
@@ -55,6 +59,6 @@ def export_model(
         sha256=sha256_file(model_path),
         training=training,
         metrics={},
+        calibration=calibration,
     )
-    write_metadata(model_dir, metadata)
-    return metadata
+    return create_metadata(model_dir, metadata)

@@ -27,17 +27,14 @@ from sklearn.metrics import f1_score
 from tqdm import tqdm
 
 from service.inference.artifact import (
-    METADATA_FILE,
-    ModelMetadata,
     read_metadata,
-    sha256_file,
-    write_metadata,
 )
 from service.inference.backends import TENSORFLOW, native_bf16
 from service.inference.preprocess import to_model_batch
 from service.inference.runtime import ClassifierRuntime, split_at_layer
 from service.settings import Settings
 from training.data import Record, load_gray, read_manifest, select
+from training.metadata import update_metadata
 
 GATES = {
     "argmax_agreement_min": 0.995,
@@ -176,16 +173,12 @@ def run(model_dir: Path, data_dir: Path, calibration: int, limit: int | None) ->
     labels = np.array([metadata.classes.index(r.label) for r in test])
 
     export_trunks(model_dir, data_dir, train, calibration)
-    files = dict(metadata.files)
-    for xml in (FP32_IR, INT8_IR):
-        for path in (model_dir / xml, (model_dir / xml).with_suffix(".bin")):
-            files[path.name] = sha256_file(path)
+    files = [name for xml in (FP32_IR, INT8_IR) for name in (xml, xml.replace(".xml", ".bin"))]
     skipped = {}
     if not native_bf16():  # bf16 would be emulated here: its figures would mean nothing
         skipped["openvino-bf16"] = "no native bfloat16 on the CPU that ran the export"
     trunks = {name: dict(spec) for name, spec in TRUNKS.items() if name not in skipped}
-    metadata.files, metadata.backends = files, {"default": TENSORFLOW, "trunks": trunks}
-    write_metadata(model_dir, metadata)
+    update_metadata(model_dir, files=files, backends={"default": TENSORFLOW, "trunks": trunks})
 
     reference_runtime = ClassifierRuntime.load(model_dir, backend=TENSORFLOW)
     reference = run_split(reference_runtime, data_dir, test)
@@ -211,13 +204,11 @@ def run(model_dir: Path, data_dir: Path, calibration: int, limit: int | None) ->
         default = TENSORFLOW  # a passing backend that is not faster brings nothing
     report["default"] = default
     (model_dir / "parity.json").write_text(json.dumps(report, indent=2) + "\n")
-    files["parity.json"] = sha256_file(model_dir / "parity.json")
-    # Re-read (without the checksum check: parity.json was just rewritten) so that whatever
-    # else changed meanwhile, e.g. metrics from a concurrent evaluation, is kept.
-    metadata = ModelMetadata.model_validate_json((model_dir / METADATA_FILE).read_text())
-    metadata.files = {**metadata.files, **files}
-    metadata.backends = {"default": default, "trunks": trunks, "parity": report}
-    write_metadata(model_dir, metadata)
+    update_metadata(
+        model_dir,
+        files=["parity.json"],
+        backends={"default": default, "trunks": trunks, "parity": report},
+    )
     return report
 
 

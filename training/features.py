@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from service.inference.preprocess import to_model_batch
 from training.augment import augment
+from training.config import view_augment
 from training.data import Record, load_gray
 from training.model import build_backbone, chain_from
 
@@ -38,7 +39,7 @@ class FeatureCache:
 
 
 def cache_key(config: dict[str, Any], data_dir: Path, records: list[Record]) -> str:
-    relevant = {
+    relevant: dict[str, Any] = {
         "manifest": hashlib.sha256((data_dir / "manifest.csv").read_bytes()).hexdigest(),
         "records": [r.sha256 for r in records],
         "backbone": config["backbone"],
@@ -47,7 +48,14 @@ def cache_key(config: dict[str, Any], data_dir: Path, records: list[Record]) -> 
         "views": config["cache"]["views"],
         "augment": config["augment"],
         "seed": config["seed"],
+        "augment_version": 2,  # v2: annotation stamps (training.stamps) and view recipes
     }
+    if config["cache"]["recipes"]:  # recipe-less configs keep their v1 key
+        relevant["recipes"] = [
+            view_augment(config, k) for k in range(1, config["cache"]["views"] + 1)
+        ]
+    else:
+        del relevant["augment_version"]
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -58,10 +66,13 @@ def layout(records: list[Record], views: int) -> tuple[np.ndarray, np.ndarray]:
     return record_index, view
 
 
-def image_views(gray: np.ndarray, n_aug: int, seed: int, index: int, cfg: dict) -> list[np.ndarray]:
+def image_views(
+    gray: np.ndarray, n_aug: int, index: int, config: dict[str, Any]
+) -> list[np.ndarray]:
+    """The clean view and ``n_aug`` augmented views (each with its recipe's settings)."""
     # One generator per image: view k of image i is the same whatever order images are cached in.
-    rng = np.random.default_rng([seed, index])
-    return [gray] + [augment(gray, rng, cfg) for _ in range(n_aug)]
+    rng = np.random.default_rng([config["seed"], index])
+    return [gray] + [augment(gray, rng, view_augment(config, k)) for k in range(1, n_aug + 1)]
 
 
 def build_cache(
@@ -94,7 +105,7 @@ def build_cache(
             for i in batch_records:
                 gray = load_gray(data_dir, records[i])
                 n_aug = config["cache"]["views"] if records[i].split == "train" else 0
-                grays += image_views(gray, n_aug, config["seed"], i, config["augment"])
+                grays += image_views(gray, n_aug, i, config)
             out = bottom.predict_on_batch(to_model_batch(grays, size))
             row = starts[first]
             features[row : row + len(grays)] = np.asarray(out, dtype=np.float16)

@@ -11,7 +11,7 @@ from sklearn.metrics import (
 )
 
 
-def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = 10) -> dict:
+def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = 15) -> dict:
     """Top-label ECE with equal-width confidence bins; also returns the bins for the diagram."""
     confidence, correct = probs.max(axis=1), (probs.argmax(axis=1) == y).astype(float)
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -31,7 +31,7 @@ def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = 10)
                     "confidence": float(confidence[mask].mean()),
                 }
             )
-    return {"ece": float(ece), "bins": rows}
+    return {"ece": float(ece), "n_bins": bins, "bins": rows}
 
 
 def one_vs_rest_auc(

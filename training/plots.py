@@ -78,11 +78,12 @@ def roc(y: np.ndarray, probs: np.ndarray, classes: list[str], aucs: dict, path: 
     _save(fig, path)
 
 
-def reliability(calibration: dict, path: Path) -> None:
+def reliability(calibration: dict, path: Path, label: str = "") -> None:
     fig, ax = plt.subplots(figsize=(4, 4))
     bins = calibration["bins"]
     centers = [(b["low"] + b["high"]) / 2 for b in bins]
-    ax.bar(centers, [b["accuracy"] for b in bins], width=0.09, alpha=0.7, label="accuracy")
+    width = 0.9 / calibration.get("n_bins", 10)
+    ax.bar(centers, [b["accuracy"] for b in bins], width=width, alpha=0.7, label="accuracy")
     ax.plot(
         [b["confidence"] for b in bins],
         [b["accuracy"] for b in bins],
@@ -93,7 +94,9 @@ def reliability(calibration: dict, path: Path) -> None:
     ax.plot([0, 1], [0, 1], color="gray", linestyle=":")
     ax.set_xlabel("top-class confidence")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"reliability (ECE {calibration['ece']:.3f})")
+    title = f"reliability, {label}" if label else "reliability"
+    n_bins = calibration.get("n_bins", 10)
+    ax.set_title(f"{title}\n(ECE {calibration['ece']:.3f}, {n_bins} bins)", fontsize=9)
     ax.legend(fontsize=8)
     _save(fig, path)
 
@@ -107,17 +110,22 @@ def overlay(gray224: np.ndarray, cam: np.ndarray) -> np.ndarray:
     return np.uint8(0.6 * base + 0.4 * colored)
 
 
-def gradcam_gallery(items: list[dict], path: Path) -> None:
-    """items: {image (224x224x3 uint8), title, correct}; correct first row(s), wrong after."""
-    if not items:
+def gradcam_gallery(items: list[dict | None], path: Path, columns: int = 4) -> None:
+    """items: {image (224x224x3 uint8), title, correct} or None (an empty cell), row by row."""
+    if not any(items):
         return
-    columns = 4
     rows = int(np.ceil(len(items) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.6 * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, item in zip(axes.ravel(), items, strict=False):
+        if item is None:
+            continue
         ax.imshow(item["image"])
         ax.set_title(item["title"], fontsize=7, color="black" if item["correct"] else "tab:red")
-    fig.suptitle("Grad-CAM (block5_conv3) on test images; red titles = wrong", fontsize=9)
+    fig.suptitle(
+        "Grad-CAM (block5_conv3) on test images, per source: the most confident correct (left)"
+        " and wrong (right, red titles)",
+        fontsize=9,
+    )
     _save(fig, path)

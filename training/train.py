@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import yaml
 
+from training.calibration import fit_temperature
 from training.callbacks import TimeBudget, TqdmProgress, ValidationF1
 from training.config import data_dir as resolve_data_dir
 from training.config import load_config, resolve
@@ -99,6 +100,20 @@ def run_phase(
     done_path.write_text(json.dumps(result))
     log.info("%s done: %s", name, result)
     return result
+
+
+def views_by_record(cache, train_rows, config, recipes) -> dict[int, np.ndarray]:
+    """Cache rows per training image: the clean view plus the views made by ``recipes``
+    (all augmented views when ``recipes`` is None)."""
+    names = config["cache"]["recipes"]
+    allowed = np.ones(len(cache.view), dtype=bool)
+    if recipes is not None and names:
+        view_recipe = np.array(["clean", *names])[cache.view]
+        allowed = (cache.view == 0) | np.isin(view_recipe, recipes)
+    return {
+        int(i): np.flatnonzero((cache.record_index == i) & allowed)
+        for i in np.unique(cache.record_index[train_rows])
+    }
 
 
 def setup_logging(run_dir: Path) -> None:
@@ -196,10 +211,7 @@ def main(argv: list[str] | None = None) -> Path:
     _, top = split_for_training(model, config["feature_layer"])
     for layer in trunk_layers(model, config["feature_layer"]):
         layer.trainable = True
-    views_of = {
-        i: np.flatnonzero(cache.record_index == i)
-        for i in np.unique(cache.record_index[train_rows])
-    }
+    views_of = views_by_record(cache, train_rows, config, config["phase2"]["recipes"])
     sampler = ViewSampler(
         cache.features,
         [views_of[i] for i in sorted(views_of)],
@@ -241,6 +253,13 @@ def main(argv: list[str] | None = None) -> Path:
         )
         timings["phase3_s"] = round(time.time() - t, 1)
 
+    # --- calibration: one temperature for the logits, fitted on the val split ---------------
+    calibration = None
+    if config["calibrate"]:
+        val_probs = top.predict(cache.features[rows["val"]].astype(np.float32), verbose=0)
+        calibration = fit_temperature(val_probs, y["val"])
+        log.info("calibration: %s", calibration)
+
     # --- export the full model (ImageNet blocks 1-4 + trained block5 + head) ------------------
     timings["total_train_s"] = round(time.time() - started, 1)
     model_dir = resolve(config["export_dir"]) / config["name"]
@@ -258,7 +277,7 @@ def main(argv: list[str] | None = None) -> Path:
         "timings": timings,
         "run_dir": str(run_dir),
     }
-    export_model(model, config, model_dir, training_info)
+    export_model(model, config, model_dir, training_info, calibration)
     for name in phases:  # training curves travel with the model
         history = run_dir / f"{name}.history.csv"
         if history.is_file():
@@ -266,10 +285,23 @@ def main(argv: list[str] | None = None) -> Path:
     log.info("exported %s in %.0f s", model_dir, time.time() - started)
 
     if not args.no_evaluate:
-        from training.evaluate import evaluate
-
-        evaluate(model_dir, data_dir)
+        finish_model_folder(config, model_dir, data_dir)
     return model_dir
+
+
+def finish_model_folder(config: dict, model_dir: Path, data_dir: Path) -> None:
+    """Evaluation (metrics, audit, card), fast trunks + parity report, input gate."""
+    from training.evaluate import evaluate
+
+    evaluate(model_dir, data_dir)
+    if config["fast_export"] and config["backbone"] == "vgg16":
+        from training.fast_export import run as export_fast
+
+        export_fast(model_dir, data_dir, calibration=300, limit=None)
+    if config["fit_gate"]:
+        from training.gate import fit_gate
+
+        fit_gate(model_dir, data_dir, limit_per_split_class=config["limit_per_split_class"])
 
 
 if __name__ == "__main__":

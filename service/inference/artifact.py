@@ -29,6 +29,15 @@ class InputSpec(BaseModel):
     color: str = Field("grayscale replicated to 3 channels", examples=["grayscale replicated"])
 
 
+class Calibration(BaseModel):
+    """Temperature scaling fitted on the validation split: probabilities = softmax(logits / T)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    method: str = Field("temperature", examples=["temperature"])
+    temperature: float = Field(gt=0, examples=[1.6])
+
+
 class ModelMetadata(BaseModel):
     """What ``metadata.json`` holds. Unknown keys are kept (training may add more)."""
 
@@ -52,6 +61,13 @@ class ModelMetadata(BaseModel):
         default_factory=dict,
         description="Exported fast trunks, their accuracy parity with fp32 and the default.",
     )
+    calibration: Calibration | None = Field(
+        None, description="Applied to the logits by the service; None: plain softmax."
+    )
+
+    @property
+    def temperature(self) -> float:
+        return self.calibration.temperature if self.calibration else 1.0
 
 
 def sha256_file(path: Path) -> str:
