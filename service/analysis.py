@@ -17,6 +17,7 @@ from service.inference.preprocess import to_model_input
 from service.inference.render import RenderedCam, render_cam
 from service.inference.runtime import ClassifierRuntime
 from service.io.decode import DecodedImage, decode_image
+from service.observability.access import note_prediction
 from service.schemas import Explanation, GradCam, InputInfo, ModelRef, Prediction, Timing
 from service.state import ServiceState
 
@@ -90,8 +91,10 @@ def _prediction(
     runtime: ClassifierRuntime, prepared: Prepared, probabilities: np.ndarray, timing: Timing
 ) -> Prediction:
     classes = runtime.metadata.classes
+    label = classes[int(np.argmax(probabilities))]
+    note_prediction(runtime.metadata.name, runtime.metadata.version, label)  # log + metrics
     return Prediction(
-        label=classes[int(np.argmax(probabilities))],
+        label=label,
         probabilities={name: float(p) for name, p in zip(classes, probabilities, strict=True)},
         model=ModelRef(name=runtime.metadata.name, version=runtime.metadata.version),
         input=InputInfo(

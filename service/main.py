@@ -30,6 +30,10 @@ from service.inference.artifact import ModelMetadata, read_metadata
 from service.inference.runtime import ClassifierRuntime
 from service.inference.scheduler import InferenceScheduler
 from service.keys import KeyStore
+from service.observability.access import AccessMiddleware
+from service.observability.endpoint import router as metrics_router
+from service.observability.logs import configure_logging
+from service.observability.metrics import ServiceMetrics
 from service.settings import DISCLAIMER, Settings, get_settings
 from service.state import ServiceState
 
@@ -120,12 +124,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    if not logger.handlers and not logging.getLogger().handlers:
-        # uvicorn configures only its own loggers; give ours the same plain format.
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    configure_logging(settings.log_format)
+    metrics = ServiceMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -144,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 retry_after_seconds=settings.retry_after_seconds,
                 max_batch=settings.max_batch_size,
                 batch_window_ms=settings.batch_window_ms,
+                on_model_call=metrics.observe_model_call,
             ),
             cpu_pool=ThreadPoolExecutor(settings.decode_concurrency, thread_name_prefix="cpu"),
             keys=keys,
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # artifact stops start-up with a clear message instead of a server that never gets ready.
         metadata = read_metadata(settings.model_dir)  # checked once; the loader reuses it
         app.state.service = state  # for in-process tools (tests, benchmarks); routes use scope
+        metrics.bind(state)
         loading = asyncio.create_task(_load_into(state, metadata))
         if not settings.background_load:
             await loading
@@ -177,4 +179,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pacs_router)
     app.include_router(apidocs_router)
     middleware.install(app, settings)
+    app.state.metrics = metrics
+    app.include_router(metrics_router)
+    # Added last, so outermost: every request is timed, counted and logged, refused ones too.
+    app.add_middleware(AccessMiddleware, metrics=metrics)
     return app

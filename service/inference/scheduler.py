@@ -18,11 +18,12 @@ decoding, waiting or in the model) never exceed what the workers and the queue c
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -30,6 +31,12 @@ from service.errors import Overloaded
 from service.inference.runtime import ClassifierRuntime, Explanation
 
 Kind = Literal["predict", "explain"]
+
+
+class ModelCallObserver(Protocol):
+    """Told about every model call (metrics): trunk backend, kind, images, seconds."""
+
+    def __call__(self, backend: str, kind: Kind, images: int, seconds: float) -> None: ...
 
 
 @dataclass(eq=False)  # identity: requests hold arrays, and each one is unique
@@ -50,6 +57,7 @@ class InferenceScheduler:
         retry_after_seconds: int,
         max_batch: int = 1,
         batch_window_ms: float = 0.0,
+        on_model_call: ModelCallObserver | None = None,
     ) -> None:
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="model")
         self._concurrency, self._max_queue, self._max_batch = concurrency, max_queue, max_batch
@@ -59,6 +67,7 @@ class InferenceScheduler:
         self._workers = 0
         self._admitted = 0  # reservations held by requests (only touched on the event loop)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._on_model_call = on_model_call
 
     def _overloaded(self) -> Overloaded:
         return Overloaded(
@@ -105,6 +114,11 @@ class InferenceScheduler:
             task.add_done_callback(self._tasks.discard)
         return await request.future
 
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting for a model call (the running ones not counted)."""
+        return len(self._waiting)
+
     def _next_group(self) -> list[_Request]:
         """The oldest request and the waiting ones that can share its model call."""
         first = self._waiting[0]
@@ -124,6 +138,7 @@ class InferenceScheduler:
                 group = [r for r in self._next_group() if not r.future.cancelled()]
                 if not group:
                     continue
+                started = time.perf_counter()
                 try:
                     results = await loop.run_in_executor(self._executor, _run_group, group)
                 except Exception as exc:  # delivered to every caller; the worker carries on
@@ -131,6 +146,9 @@ class InferenceScheduler:
                         if not request.future.done():
                             request.future.set_exception(exc)
                     continue
+                if self._on_model_call is not None:
+                    first, seconds = group[0], time.perf_counter() - started
+                    self._on_model_call(first.runtime.backend, first.kind, len(group), seconds)
                 for request, result in zip(group, results, strict=True):
                     if not request.future.done():  # the client may have gone away
                         request.future.set_result(result)
