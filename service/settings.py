@@ -78,10 +78,26 @@ class Settings(BaseSettings):
     dicomweb_timeout_seconds: float = Field(
         30.0, gt=0, description="Timeout of each DICOMweb request (connect and read)"
     )
+    api_keys_file: Path | None = Field(
+        None, description="API keys (hashed; `python -m service.keys add`); unset: no keys"
+    )
+    allow_anonymous: bool = Field(
+        False, description="Without API keys, also serve requests on non-loopback addresses"
+    )
+    cors_origins: str = Field(
+        "", description="Comma-separated origins allowed to call the API from a browser page"
+    )
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, description="Time for a request body to arrive in full before 408"
+    )
     data_dir: Path = Field(
         REPO_ROOT.parent / "shared" / "data" / "cxr",
         description="Labelled CXR data (training, tests)",
     )
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def dicom_modality_set(self) -> frozenset[str]:
