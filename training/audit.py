@@ -41,7 +41,7 @@ def degrade(gray: np.ndarray) -> np.ndarray:
     )
 
 
-def _batched(
+def predict_batched(
     runtime: ClassifierRuntime, grays: list[np.ndarray], desc: str, explain: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     probs, cams = [], []
@@ -87,7 +87,7 @@ def stamp_test(
         image, mask = draw_audit_stamps(gray, np.random.default_rng([seed, i]))
         stamped.append(image)
         masks.append(cv2.resize(mask.astype(np.uint8), (_SIDE, _SIDE), cv2.INTER_NEAREST) > 0)
-    probs, cams = _batched(runtime, stamped, "stamp test", explain=True)
+    probs, cams = predict_batched(runtime, stamped, "stamp test", explain=True)
     assert cams is not None
     maps, mask_arr = heat_maps(cams), np.stack(masks)
     changed = probs.argmax(axis=1) != clean_probs.argmax(axis=1)
@@ -121,10 +121,12 @@ def run_audit(
     seed: int,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """The audit block of metrics.json, and the clean images' Grad-CAM maps (for the gallery)."""
-    _, cams = _batched(runtime, grays, "grad-cam", explain=True)
+    _, cams = predict_batched(runtime, grays, "grad-cam", explain=True)
     assert cams is not None
     outside = outside_box_mass(heat_maps(cams))
-    degraded_probs, _ = _batched(runtime, [degrade(g) for g in grays], "pipeline test", False)
+    degraded_probs, _ = predict_batched(
+        runtime, [degrade(g) for g in grays], "pipeline test", False
+    )
     degraded_right = degraded_probs.argmax(axis=1) == y
     degraded_changed = degraded_probs.argmax(axis=1) != clean_probs.argmax(axis=1)
     audit = {

@@ -133,8 +133,27 @@ def validate_config(values: dict[str, Any], source: str = "config") -> dict[str,
         raise ValueError(f"{source}: invalid training config: {problems}") from exc
 
 
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A config file's values; ``extends: other.yaml`` (beside it) merges it over another."""
+    values = yaml.safe_load(path.read_text()) or {}
+    parent = values.pop("extends", None)
+    if parent is None:
+        return dict(values)
+    return _merge(read_yaml(path.parent / parent), values)
+
+
 def load_config(path: Path | str) -> dict[str, Any]:
-    return validate_config(yaml.safe_load(Path(path).read_text()) or {}, str(path))
+    return validate_config(read_yaml(Path(path)), str(path))
 
 
 def view_augment(config: dict[str, Any], view: int) -> dict[str, Any]:

@@ -132,11 +132,17 @@ def main(argv: list[str] | None = None) -> Path:
         "--data", default=None, help="cxr data folder (default: config / CXR_DATA_DIR)"
     )
     parser.add_argument("--fresh", action="store_true", help="discard this run's checkpoints")
-    parser.add_argument("--no-evaluate", action="store_true")
+    parser.add_argument(
+        "--no-evaluate", action="store_true", help="export only (no metrics, no card)"
+    )
+    parser.add_argument("--no-fast-export", action="store_true", help="skip the OpenVINO trunks")
+    parser.add_argument("--no-gate", action="store_true", help="skip fitting the input gate")
     args = parser.parse_args(argv)
 
     # --- config, run folder, log ------------------------------------------------------------
     config = load_config(args.config)
+    config["fast_export"] = config["fast_export"] and not args.no_fast_export
+    config["fit_gate"] = config["fit_gate"] and not args.no_gate
     data_dir = resolve_data_dir(config, args.data)
     runs_dir = resolve(config["runs_dir"])
     run_dir = runs_dir / config["name"]
