@@ -8,9 +8,10 @@ CONFIG ?= training/configs/default.yaml
 export CXR_MODEL_DIR ?= models/cxr-vgg16-3class
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install serve test check format weights train evaluate export-fast bench clean
+.PHONY: install system-deps serve test check format weights train evaluate export-fast bench clean
 
 $(BIN)/.installed: pyproject.toml
+	@PYTHON=$(PYTHON) scripts/system-deps venv
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,train]'
@@ -18,20 +19,25 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# Debian/Ubuntu packages the tests use (Orthanc + DICOMweb plugin, Chromium) and python3-venv,
+# installed with apt-get (root or sudo) only when missing. DRY_RUN=1: only say what is missing.
+system-deps:
+	@PYTHON=$(PYTHON) scripts/system-deps $(if $(DRY_RUN),--dry-run) venv test
+
 serve: install
 	@if [ ! -f "$(CXR_MODEL_DIR)/metadata.json" ]; then \
 	  echo "No model at $(CXR_MODEL_DIR)."; \
 	  echo "Get one with:  make weights && make train   (or set CXR_MODEL_DIR to a model folder)"; \
 	  exit 1; fi
-	$(BIN)/uvicorn --factory service.main:create_app --host $(HOST) --port $(PORT) --workers 1
+	$(BIN)/python -m service --host $(HOST) --port $(PORT)  # uvicorn; see service/__main__.py
 
-test: install
+test: system-deps install
 	$(BIN)/pytest
 
 check: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy service
+	$(BIN)/mypy service training
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -36,9 +36,8 @@ def degrade(gray: np.ndarray) -> np.ndarray:
         gray, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA
     )
     _, encoded = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 40])
-    return cv2.resize(
-        cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE), (w, h), interpolation=cv2.INTER_LINEAR
-    )
+    decoded = np.asarray(cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE))
+    return np.asarray(cv2.resize(decoded, (w, h), interpolation=cv2.INTER_LINEAR))
 
 
 def predict_batched(
@@ -86,7 +85,8 @@ def stamp_test(
     for i, gray in enumerate(grays):
         image, mask = draw_audit_stamps(gray, np.random.default_rng([seed, i]))
         stamped.append(image)
-        masks.append(cv2.resize(mask.astype(np.uint8), (_SIDE, _SIDE), cv2.INTER_NEAREST) > 0)
+        small = cv2.resize(mask.astype(np.uint8), (_SIDE, _SIDE), interpolation=cv2.INTER_NEAREST)
+        masks.append(small > 0)
     probs, cams = predict_batched(runtime, stamped, "stamp test", explain=True)
     assert cams is not None
     maps, mask_arr = heat_maps(cams), np.stack(masks)

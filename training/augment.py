@@ -35,8 +35,8 @@ def crop_or_pad(gray: np.ndarray, rng: np.random.Generator, fraction: float) -> 
         out = gray[top : h - bottom, left : w - right]
     else:  # pad with a flat black, white-ish or mid-gray border, like scanned films/screenshots
         value = int(rng.choice([0, 0, 255, int(rng.integers(0, 256))]))
-        pads = [int(rng.uniform(0, fraction) * s) for s in (h, h, w, w)]
-        out = cv2.copyMakeBorder(gray, *pads, cv2.BORDER_CONSTANT, value=value)
+        top, bottom, left, right = (int(rng.uniform(0, fraction) * s) for s in (h, h, w, w))
+        out = cv2.copyMakeBorder(gray, top, bottom, left, right, cv2.BORDER_CONSTANT, value=value)
     return cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
 
 
@@ -88,7 +88,8 @@ def down_up(gray: np.ndarray, rng: np.random.Generator, sizes: list[int]) -> np.
 def jpeg(gray: np.ndarray, rng: np.random.Generator, qualities: list[int]) -> np.ndarray:
     quality = int(rng.integers(qualities[0], qualities[1] + 1))
     ok, encoded = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if ok else gray
+    decoded = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if ok else None
+    return gray if decoded is None else np.asarray(decoded)
 
 
 def augment(gray: np.ndarray, rng: np.random.Generator, cfg: dict[str, Any]) -> np.ndarray:

@@ -48,7 +48,8 @@ def select(
     records: list[Record], classes: list[str], limit_per_split_class: int | None = None
 ) -> list[Record]:
     """Keep the config's classes; optionally only the first N per split x class (tiny runs)."""
-    kept, seen = [], Counter()
+    kept: list[Record] = []
+    seen: Counter[tuple[str, str]] = Counter()
     for record in records:
         key = (record.split, record.label)
         if record.label not in classes:

@@ -24,7 +24,9 @@ def _save(fig, path: Path) -> None:
 
 def training_curves(model_dir: Path) -> bool:
     """phaseN history CSVs (copied from the run folder) -> one figure, epochs continued."""
-    epochs, series, offset, boundaries = [], {}, 0, []
+    epochs: list[int] = []
+    series: dict[str, list[float]] = {}
+    offset, boundaries = 0, []
     for phase in ("phase1", "phase2", "phase3"):
         path = model_dir / f"{phase}.history.csv"
         if not path.is_file():
@@ -105,9 +107,10 @@ def overlay(gray224: np.ndarray, cam: np.ndarray) -> np.ndarray:
     """RGB image: the grayscale input with the Grad-CAM heat map blended on top."""
     cam = cam / cam.max() if cam.max() > 0 else cam
     heat = cv2.resize(cam.astype(np.float32), gray224.shape[::-1], interpolation=cv2.INTER_CUBIC)
-    colored = cv2.applyColorMap(np.uint8(255 * np.clip(heat, 0, 1)), cv2.COLORMAP_JET)[:, :, ::-1]
+    heat_u8 = np.clip(heat * 255, 0, 255).astype(np.uint8)
+    colored = cv2.applyColorMap(heat_u8, cv2.COLORMAP_JET)[:, :, ::-1]
     base = np.repeat(gray224[:, :, None], 3, axis=2)
-    return np.uint8(0.6 * base + 0.4 * colored)
+    return (0.6 * base + 0.4 * colored).astype(np.uint8)
 
 
 def gradcam_gallery(items: list[dict | None], path: Path, columns: int = 4) -> None:

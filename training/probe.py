@@ -22,6 +22,7 @@ def linear_probe(x: dict[str, np.ndarray], y: dict[str, np.ndarray], classes: li
         val_f1 = f1_score(y["val"], clf.predict(z["val"]), average="macro")
         if best is None or val_f1 > best[0]:
             best = (val_f1, c, clf)
+    assert best is not None  # the grid is not empty
     val_f1, c, clf = best
     predicted = clf.predict(z["test"])
     result = {

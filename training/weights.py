@@ -76,8 +76,9 @@ def onnx_to_keras_weights(
 def check_values(weights: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
     for (layer, kind), (index, expected) in CHECK_VALUES.items():
         array = weights[layer][0 if kind == "kernel" else 1]
-        if not np.allclose(array[index], expected, atol=1e-6):
-            raise WeightsError(f"{layer} {kind} check failed: {array[index]} != {expected}")
+        values = array[index]  # type: ignore[call-overload]  # index: an int tuple or a slice
+        if not np.allclose(values, expected, atol=1e-6):
+            raise WeightsError(f"{layer} {kind} check failed: {values} != {expected}")
 
 
 def build_vgg16_base():
