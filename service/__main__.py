@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         workers=1,  # one model per process; TensorFlow already uses every core
+        access_log=False,  # the app writes its own, richer line: service/observability/access.py
         timeout_keep_alive=5,  # idle keep-alive connections are closed after 5 s
         h11_max_incomplete_event_size=16 * 1024,  # request line + headers (h11 parser)
     )
