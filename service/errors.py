@@ -52,6 +52,20 @@ class ImageTooLarge(ServiceError):
     code = "image_too_large"
 
 
+class ImageTooComplex(ServiceError):
+    """Decoding needed more memory than a decode worker may use (``CXR_DECODE_MEMORY_MB``)."""
+
+    status_code = 413
+    code = "image_too_complex"
+
+
+class DecodeTimeout(ServiceError):
+    """Decoding took longer than ``CXR_DECODE_TIMEOUT_SECONDS``; the worker was replaced."""
+
+    status_code = 422
+    code = "decode_timeout"
+
+
 class NotReady(ServiceError):
     status_code = 503
     code = "not_ready"

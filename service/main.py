@@ -11,7 +11,6 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -34,6 +33,7 @@ from service.observability.access import AccessMiddleware
 from service.observability.endpoint import router as metrics_router
 from service.observability.logs import configure_logging
 from service.observability.metrics import ServiceMetrics
+from service.pools import Pools
 from service.settings import DISCLAIMER, Settings, get_settings
 from service.state import ServiceState
 
@@ -146,13 +146,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 batch_window_ms=settings.batch_window_ms,
                 on_model_call=metrics.observe_model_call,
             ),
-            cpu_pool=ThreadPoolExecutor(settings.decode_concurrency, thread_name_prefix="cpu"),
+            pools=Pools(settings),
             keys=keys,
         )
         # The cheap checks (files, checksum, classes) run before the port opens, so a broken
         # artifact stops start-up with a clear message instead of a server that never gets ready.
         metadata = read_metadata(settings.model_dir)  # checked once; the loader reuses it
         app.state.service = state  # for in-process tools (tests, benchmarks); routes use scope
+        state.pools.start()  # decode workers start meanwhile; the first decode waits for one
         metrics.bind(state)
         loading = asyncio.create_task(_load_into(state, metadata))
         if not settings.background_load:
@@ -162,7 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             loading.cancel()
             state.scheduler.shutdown()
-            state.cpu_pool.shutdown(wait=False, cancel_futures=True)
+            state.pools.shutdown()
 
     app = FastAPI(
         title="Chest X-ray classifier with Grad-CAM",

@@ -48,7 +48,21 @@ class Settings(BaseSettings):
         0.0, ge=0.0, le=100.0, description="Extra wait to gather a batch (0: only what is waiting)"
     )
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with a full queue")
-    decode_concurrency: int = Field(2, ge=1, description="Images decoded at once")
+    decode_concurrency: int = Field(
+        2, ge=1, description="Decode worker processes (images decoded at once) and PNG threads"
+    )
+    decode_memory_mb: int = Field(
+        1536, ge=256, description="Address-space limit of each decode worker process (MiB)"
+    )
+    decode_timeout_seconds: float = Field(
+        10.0, gt=0, description="Longest one decode may take before 422 decode_timeout"
+    )
+    max_decoded_bytes: int = Field(
+        128 * 2**20,
+        gt=0,
+        description="Largest decoded raster (width x height x channels x bytes per sample)",
+    )
+    min_image_side: int = Field(64, ge=1, description="Shortest accepted image side (pixels)")
     backend: BackendName = Field(
         "auto",
         description="Trunk backend: tensorflow (fp32), openvino-fp32, openvino-bf16, "

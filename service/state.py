@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from service.inference.runtime import ClassifierRuntime
 from service.inference.scheduler import InferenceScheduler
 from service.keys import KeyStore
+from service.pools import Pools
 from service.settings import Settings
 
 
@@ -15,7 +15,7 @@ from service.settings import Settings
 class ServiceState:
     settings: Settings
     scheduler: InferenceScheduler
-    cpu_pool: ThreadPoolExecutor  # decoding, preprocessing and PNG encoding
+    pools: Pools  # decode worker processes, CPU and PNG threads
     runtime: ClassifierRuntime | None = None
     load_error: str | None = None
     loaded_in_seconds: float | None = field(default=None)

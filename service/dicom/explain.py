@@ -8,18 +8,16 @@ before the model runs.
 
 from __future__ import annotations
 
-import asyncio
-from functools import partial
-
 import numpy as np
+from pydicom.dataset import Dataset
 from starlette.requests import Request
 from starlette.responses import Response
 
 from service import analysis
 from service.dicom.outputs import Finding, ModelIdentity, secondary_capture, to_bytes
 from service.errors import NotAcceptable
-from service.io.dicom import parse_dicom
 from service.io.sniff import ImageFormat, sniff_format
+from service.pools import run_in
 from service.schemas import Explanation
 from service.state import ServiceState
 
@@ -48,9 +46,8 @@ def finding_of(result: Explanation) -> tuple[Finding, ModelIdentity]:
 
 
 def _secondary_capture_bytes(
-    data: bytes, overlay: np.ndarray, finding: Finding, model: ModelIdentity
+    source: Dataset, overlay: np.ndarray, finding: Finding, model: ModelIdentity
 ) -> tuple[bytes, str]:
-    source = parse_dicom(data, stop_before_pixels=True)
     image = secondary_capture(source, overlay, finding, model)
     return to_bytes(image), str(image.SOPInstanceUID)
 
@@ -65,11 +62,17 @@ def not_dicom_error() -> NotAcceptable:
 async def explain_as_dicom(state: ServiceState, data: bytes, target: str | None) -> Response:
     if sniff_format(data) is not ImageFormat.DICOM:
         raise not_dicom_error()
-    explained = await analysis.explain_image(state, data, target)
+    # The source's header comes back from the decode worker: this process parses nothing.
+    explained = await analysis.explain_image(state, data, target, dicom_header=True)
+    assert explained.dicom_header is not None  # a DICOM upload: checked above
     finding, model = finding_of(explained.result)
-    build = partial(_secondary_capture_bytes, data, explained.rendered.overlay, finding, model)
-    content, sop_instance_uid = await asyncio.get_running_loop().run_in_executor(
-        state.cpu_pool, build
+    content, sop_instance_uid = await run_in(
+        state.pools.cpu,
+        _secondary_capture_bytes,
+        explained.dicom_header,
+        explained.rendered.overlay,
+        finding,
+        model,
     )
     return Response(
         content,

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
-from typing import TypeVar
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -37,6 +34,7 @@ from service.dicom.outputs import (
 from service.dicom.pacs import Pacs
 from service.errors import ImageTooLarge, InvalidImage, UnsuitableImage, UnsupportedMediaType
 from service.io.dicom import check_eligible, check_size
+from service.pools import run_in
 from service.schemas import (
     AnalyzedInstance,
     ModelRef,
@@ -47,7 +45,6 @@ from service.schemas import (
 from service.state import ServiceState
 
 logger = logging.getLogger("service.pacs")
-T = TypeVar("T")
 
 # What a single image can fail with; it is skipped with the message instead of failing the study.
 _IMAGE_PROBLEMS = (UnsuitableImage, InvalidImage, ImageTooLarge, UnsupportedMediaType)
@@ -83,12 +80,6 @@ def _order(header: Dataset) -> tuple[int, int, str]:
     )
 
 
-async def _in_pool(state: ServiceState, function: Callable[..., T], *args: object) -> T:
-    return await asyncio.get_running_loop().run_in_executor(
-        state.cpu_pool, partial(function, *args)
-    )
-
-
 def _outputs(
     source: Dataset, overlay: np.ndarray, finding: Finding, model: ModelIdentity
 ) -> list[Dataset]:
@@ -99,15 +90,15 @@ def _outputs(
 async def _analyse_one(state: ServiceState, pacs: Pacs, header: Dataset, run: _Run) -> None:
     uids = [_uid(header, k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
     source = await asyncio.to_thread(pacs.retrieve, *uids)
-    data = await _in_pool(state, to_bytes, source)
+    data = await run_in(state.pools.cpu, to_bytes, source)
     try:
         explained = await analysis.explain_image(state, data, None)
     except _IMAGE_PROBLEMS as exc:
         run.skipped.append(SkippedInstance(sop_instance_uid=uids[2], reason=exc.message))
         return
     finding, model = finding_of(explained.result)
-    run.outputs += await _in_pool(
-        state, _outputs, source, explained.rendered.overlay, finding, model
+    run.outputs += await run_in(
+        state.pools.cpu, _outputs, source, explained.rendered.overlay, finding, model
     )
     run.results.append(
         AnalyzedInstance(

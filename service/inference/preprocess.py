@@ -8,23 +8,15 @@ on and the tensors it is served are computed by the same code; a test checks the
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from keras.applications import vgg16
 
+from service.io.pixels import resize_gray  # the decode workers resize too, without Keras
+
+__all__ = ["PREPROCESSING_ID", "resize_gray", "to_model_batch", "to_model_input"]
+
 # Stored in every model's metadata.json; the service refuses models built for another path.
 PREPROCESSING_ID = "gray-area-resize-rgb3-vgg16-caffe-v1"
-
-
-def resize_gray(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a uint8 grayscale image to ``size`` = (height, width), aspect ratio not kept."""
-    height, width = size
-    if gray.shape[:2] == (height, width):
-        return gray
-    shrinking = gray.shape[0] >= height and gray.shape[1] >= width
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    resized: np.ndarray = cv2.resize(gray, (width, height), interpolation=interpolation)
-    return resized
 
 
 def to_model_input(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:

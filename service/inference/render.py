@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from service.io.pixels import output_size
 
 
 @dataclass(frozen=True)
@@ -18,13 +20,7 @@ class RenderedCam:
     overlay: np.ndarray  # the same overlay as pixels, uint8 BGR (height, width, 3), for DICOM
 
 
-_ENCODER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="png")
-
-
-def output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """Keep the input's aspect ratio; the longer side is min(input's longer side, max_side)."""
-    scale = min(1.0, max_side / max(width, height))
-    return max(1, round(width * scale)), max(1, round(height * scale))
+__all__ = ["RenderedCam", "cam_to_uint8", "encode_png", "output_size", "render_cam"]
 
 
 def cam_to_uint8(cam: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -60,8 +56,12 @@ def render_cam(
     alpha: float,
     compression: int,
     image_size: tuple[int, int] | None = None,
+    encoder: Executor | None = None,
 ) -> RenderedCam:
-    """``image_size`` = the file's (width, height) when ``gray`` was decoded at reduced scale."""
+    """``image_size`` = the file's (width, height) when ``gray`` was decoded at reduced scale.
+
+    ``encoder``: a pool to encode the heatmap PNG in while this thread encodes the overlay.
+    """
     height, width = gray.shape
     full_width, full_height = image_size or (width, height)
     out_width, out_height = output_size(full_width, full_height, max_side)
@@ -74,12 +74,12 @@ def render_cam(
         cv2.cvtColor(base, cv2.COLOR_GRAY2BGR), 1.0 - alpha, coloured, alpha, 0
     )
     # The two encodings are most of the cost; OpenCV releases the GIL, so they run side by side.
-    heatmap_png = _ENCODER.submit(encode_png, heatmap, compression)
+    heatmap_png = encoder.submit(encode_png, heatmap, compression) if encoder else None
     overlay_png = encode_png(overlay, compression)
     return RenderedCam(
         width=out_width,
         height=out_height,
-        heatmap_png=heatmap_png.result(),
+        heatmap_png=heatmap_png.result() if heatmap_png else encode_png(heatmap, compression),
         overlay_png=overlay_png,
         overlay=overlay,
     )

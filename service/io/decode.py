@@ -8,20 +8,25 @@ min-max scaled to 0-255, alpha composited on black, colour converted with ITU-R 
 
 from __future__ import annotations
 
-import io
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from service.errors import ImageTooLarge, InvalidImage
+from service.errors import InvalidImage
+from service.io.headers import RasterHeader, read_jpeg_header, read_png_header
+from service.io.pixels import (
+    check_decoded_bytes,
+    check_min_side,
+    check_pixel_budget,
+    color_to_gray_uint8,
+    min_max_to_uint8,
+)
 from service.io.sniff import ImageFormat, sniff_format
 
-_EXIF_ORIENTATION_TAG = 0x0112
-
+# No memory budget of the caller's own: only the pixel limit applies (training, tools).
+_UNBOUNDED = 2**62
 
 # libjpeg can decode at 1/2, 1/4 or 1/8 scale straight from the DCT coefficients: far
 # cheaper than decoding a 3000-px radiograph in full only to shrink it to 224 px.
@@ -59,30 +64,54 @@ def decode_image(
     max_pixels: int,
     dicom_modalities: Iterable[str] = ("CR", "DX"),
     min_sides: tuple[int, int] | None = None,
+    max_decoded_bytes: int = _UNBOUNDED,
+    min_side: int = 1,
 ) -> DecodedImage:
-    """Sniff, check the pixel budget from the header, then decode. Raises ``ServiceError``s.
+    """Sniff, check the header (pixel and memory budgets, smallest side), then decode.
 
-    ``min_sides`` = (shorter, longer) side the caller needs: a large JPEG may then be decoded
-    at reduced scale, never below those sides. ``None`` decodes every pixel.
+    Raises ``ServiceError``s for anything wrong with the file. ``min_sides`` = (shorter,
+    longer) side the caller needs: a large JPEG may then be decoded at reduced scale, never
+    below those sides. ``None`` decodes every pixel. This runs in the calling process; the
+    service runs it in a decode worker process (``service.io.workers``).
     """
     image_format = sniff_format(data)
     if image_format is ImageFormat.DICOM:
         from service.io.dicom import decode_dicom  # pydicom is only imported when needed
 
-        gray = decode_dicom(data, max_pixels=max_pixels, modalities=dicom_modalities)
+        gray = decode_dicom(
+            data,
+            max_pixels=max_pixels,
+            modalities=dicom_modalities,
+            max_decoded_bytes=max_decoded_bytes,
+            min_side=min_side,
+        )
         return DecodedImage(gray=gray, format=image_format)
-    width, height, orientation = _check_header(data, max_pixels=max_pixels)
-    buffer = np.frombuffer(data, dtype=np.uint8)
+    header = read_png_header(data) if image_format is ImageFormat.PNG else read_jpeg_header(data)
+    width, height = header.width, header.height
+    check_pixel_budget(width, height, max_pixels)
+    check_min_side(width, height, min_side)
     factor = _jpeg_reduction(width, height, min_sides) if image_format is ImageFormat.JPEG else 1
+    _check_raster_bytes(header, factor, max_decoded_bytes)
+    buffer = np.frombuffer(data, dtype=np.uint8)
     if factor > 1:
         stored = cv2.imdecode(buffer, _JPEG_REDUCED[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
     else:
         stored = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if stored is None or stored.size == 0:
         raise InvalidImage(f"The {image_format.value.upper()} file is corrupt or truncated.")
+    orientation = header.orientation
     gray = np.ascontiguousarray(_apply_orientation(to_gray_uint8(stored), orientation))
     upright = (height, width) if orientation >= 5 else (width, height)  # 5-8 swap the axes
     return DecodedImage(gray=gray, format=image_format, original_size=upright)
+
+
+def _check_raster_bytes(header: RasterHeader, factor: int, max_bytes: int) -> None:
+    if factor > 1:  # decoded straight to gray at 1/factor scale
+        width, height, per_pixel = -(-header.width // factor), -(-header.height // factor), 1
+    else:
+        width, height = header.width, header.height
+        per_pixel = header.channels * header.bytes_per_sample
+    check_decoded_bytes(width, height, per_pixel, max_bytes)
 
 
 def _jpeg_reduction(width: int, height: int, min_sides: tuple[int, int] | None) -> int:
@@ -96,67 +125,15 @@ def _jpeg_reduction(width: int, height: int, min_sides: tuple[int, int] | None) 
     return 1
 
 
-def _check_header(data: bytes, *, max_pixels: int) -> tuple[int, int, int]:
-    """Width, height and EXIF orientation, without decoding pixels (decompression bombs)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as header:
-                width, height = header.size
-                orientation = _orientation(header, data)
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(f"Image exceeds the limit of {max_pixels:,} pixels.") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidImage("The image header is corrupt or unreadable.") from exc
-    check_pixel_budget(width, height, max_pixels)
-    return width, height, orientation
-
-
-def _orientation(header: Image.Image, data: bytes) -> int:
-    """EXIF orientation (1 = upright). For a PNG, Pillow finds the eXIf chunk only by decoding
-    every pixel (the chunk may follow the image data), which doubled /predict's decoding time;
-    a PNG that does not contain those four bytes anywhere has no EXIF."""
-    if header.format == "PNG" and b"eXIf" not in data:
-        return 1
-    return int(header.getexif().get(_EXIF_ORIENTATION_TAG, 1) or 1)
-
-
-def check_pixel_budget(width: int, height: int, max_pixels: int) -> None:
-    """Refuse empty images and images over the pixel limit, before any pixel is decoded."""
-    if width <= 0 or height <= 0:
-        raise InvalidImage("The image has no pixels.")
-    if width * height > max_pixels:
-        raise ImageTooLarge(
-            f"Image is {width}x{height} = {width * height:,} pixels; "
-            f"the limit is {max_pixels:,} pixels."
-        )
-
-
 def to_gray_uint8(pixels: np.ndarray) -> np.ndarray:
     """Any OpenCV-decoded array (gray / BGR / BGRA, 8 or 16 bit) -> uint8 grayscale."""
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
     if pixels.ndim == 3:
-        stored_dtype = pixels.dtype
-        color = pixels[:, :, :3].astype(np.float32)
-        if pixels.shape[2] == 4:  # composite on black, as the training data was built
-            alpha = pixels[:, :, 3:4].astype(np.float32) / float(np.iinfo(stored_dtype).max)
-            color *= alpha
-        luma = cv2.cvtColor(color, cv2.COLOR_BGR2GRAY)
-        if stored_dtype == np.uint8:
-            return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
-        return _min_max_to_uint8(luma)
+        return color_to_gray_uint8(pixels)
     if pixels.dtype == np.uint8:
         return pixels
-    return _min_max_to_uint8(pixels)
-
-
-def _min_max_to_uint8(pixels: np.ndarray) -> np.ndarray:
-    values = pixels.astype(np.float64)
-    low, high = float(values.min()), float(values.max())
-    if high <= low:
-        return np.zeros(values.shape, dtype=np.uint8)
-    return np.rint((values - low) * (255.0 / (high - low))).astype(np.uint8)
+    return min_max_to_uint8(pixels)
 
 
 def _apply_orientation(gray: np.ndarray, orientation: int) -> np.ndarray:
