@@ -34,6 +34,10 @@ from service.observability.endpoint import router as metrics_router
 from service.observability.logs import configure_logging
 from service.observability.metrics import ServiceMetrics
 from service.pools import Pools
+from service.observability.access import AccessMiddleware
+from service.observability.endpoint import router as metrics_router
+from service.observability.logs import configure_logging
+from service.observability.metrics import ServiceMetrics
 from service.settings import DISCLAIMER, Settings, get_settings
 from service.state import ServiceState
 
@@ -131,7 +135,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         keys = KeyStore(settings.api_keys_file) if settings.api_keys_file else None
         if keys is None:
-            logger.warning(
+            # A warning only when it is open to the network: loopback-only is the safe default.
+            logger.log(
+                logging.WARNING if settings.allow_anonymous else logging.INFO,
                 "no API keys (CXR_API_KEYS_FILE): anonymous service; requests on non-loopback "
                 "addresses are %s",
                 "ALLOWED (CXR_ALLOW_ANONYMOUS=true)" if settings.allow_anonymous else "refused",
@@ -153,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # artifact stops start-up with a clear message instead of a server that never gets ready.
         metadata = read_metadata(settings.model_dir)  # checked once; the loader reuses it
         app.state.service = state  # for in-process tools (tests, benchmarks); routes use scope
+        metrics.bind(state)
         state.pools.start()  # decode workers start meanwhile; the first decode waits for one
         metrics.bind(state)
         loading = asyncio.create_task(_load_into(state, metadata))
