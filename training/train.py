@@ -2,9 +2,11 @@
 
     python -m training.train --config training/configs/default.yaml [--data DIR] [--fresh]
 
-Reads top to bottom. Everything that costs time is cached in ``runs/<name>/`` (log, config,
-per-phase checkpoints, in-phase backups) and ``runs/cache/`` (frozen-trunk features), so an
-interrupted run resumes where it stopped when started again with the same command.
+``main`` reads top to bottom, one named step per stage. Everything that costs time is cached in
+``runs/<name>/`` (log, config, per-phase checkpoints, in-phase backups) and ``runs/cache/``
+(frozen-trunk features), so an interrupted run resumes where it stopped when started again with
+the same command. After the export, ``finish_model_folder`` evaluates the model (metrics, shortcut
+audit, card), exports the fast OpenVINO trunks with their parity report and fits the input gate.
 """
 
 from __future__ import annotations
@@ -15,160 +17,78 @@ import logging
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 import yaml
 
 from training.calibration import fit_temperature
-from training.callbacks import TimeBudget, TqdmProgress, ValidationF1
 from training.config import data_dir as resolve_data_dir
 from training.config import load_config, resolve
-from training.data import class_weights, read_manifest, sample_weights, select, summarize
+from training.data import Record, class_weights, read_manifest, sample_weights, select, summarize
 from training.export import export_model, git_commit
-from training.features import build_cache
+from training.features import FeatureCache, build_cache
 from training.model import build_model, chain_from, split_for_training, trunk_layers
+from training.phases import ViewSampler, run_phase, views_by_record
 from training.probe import linear_probe
 
 log = logging.getLogger("training")
 
 
-class ViewSampler(keras.utils.PyDataset):
-    """Phase 2 batches: each epoch, one random cached view (clean or augmented) per image."""
+@dataclass
+class Splits:
+    """Which cache rows each split uses and the labels and loss weights that go with them."""
 
-    def __init__(self, features, rows_per_image, labels, weights, n_classes, batch_size, seed):
-        super().__init__()
-        self.features, self.rows_per_image, self.n_classes = features, rows_per_image, n_classes
-        self.labels, self.weights, self.batch_size = labels, weights, batch_size
-        self.rng = np.random.default_rng(seed)
-        self.on_epoch_end()
-
-    def on_epoch_end(self) -> None:
-        order = self.rng.permutation(len(self.rows_per_image))
-        self.rows = np.array([self.rng.choice(self.rows_per_image[i]) for i in order])
-        self.y, self.w = self.labels[order], self.weights[order]
-
-    def __len__(self) -> int:
-        return int(np.ceil(len(self.rows) / self.batch_size))
-
-    def __getitem__(self, index: int):
-        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
-        x = self.features[self.rows[part]].astype(np.float32)
-        return x, keras.utils.to_categorical(self.y[part], self.n_classes), self.w[part]
+    label_of: np.ndarray  # per cached record: class index, -1 if not one of this config's
+    rows: dict[str, np.ndarray]  # per split: the clean view's row of each image
+    y: dict[str, np.ndarray]  # per split: labels of those rows
+    train_rows: np.ndarray  # every view of every training image
+    class_weights: dict[int, float]
+    image_weights: np.ndarray  # per training image (record order)
 
 
-def run_phase(
-    name, model, train_data, x_val, y_val, phase_cfg, run_dir, n_classes, fit_kwargs, after=None
-):
-    """One training phase with resumable backups; returns the best val score. Skips if done.
-
-    ``after``: a previous phase on the same model; its best checkpoint and score are this
-    phase's starting best, so a continuation phase can only replace it by doing better on val.
-    """
-    best_path, done_path = run_dir / f"{name}.best.weights.h5", run_dir / f"{name}.done.json"
-    if done_path.is_file():
-        model.load_weights(best_path)
-        log.info("%s already done (%s); loaded its best checkpoint", name, done_path.read_text())
-        return json.loads(done_path.read_text())
-    state_path = run_dir / f"{name}.state.json"
-    if after is not None and not state_path.is_file():
-        shutil.copy(run_dir / f"{after}.best.weights.h5", best_path)
-        shutil.copy(run_dir / f"{after}.state.json", state_path)
-    # label_smoothing (optional, per phase): softer targets, a regulariser for small data
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=phase_cfg.get("label_smoothing", 0))
-    model.compile(optimizer=keras.optimizers.Adam(phase_cfg["lr"]), loss=loss)
-    callbacks = [
-        ValidationF1(x_val, y_val, best_path, state_path, n_classes),
-        keras.callbacks.EarlyStopping("val_macro_f1", mode="max", patience=phase_cfg["patience"]),
-        keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.3, patience=2, min_lr=1e-6),
-        keras.callbacks.CSVLogger(run_dir / f"{name}.history.csv", append=True),
-        keras.callbacks.BackupAndRestore(run_dir / f"{name}.backup"),
-        TimeBudget(phase_cfg.get("max_minutes")),
-        TqdmProgress(name),
-    ]
-    started = time.time()
-    model.fit(train_data, epochs=phase_cfg["epochs"], callbacks=callbacks, verbose=0, **fit_kwargs)
-    model.load_weights(best_path)
-    state = json.loads(state_path.read_text())
-    result = {
-        "best_epoch": state["epoch"],
-        "val_macro_f1": state["best"][0],
-        "val_loss": -state["best"][1],
-        "seconds": round(time.time() - started, 1),
-    }
-    done_path.write_text(json.dumps(result))
-    log.info("%s done: %s", name, result)
-    return result
-
-
-def views_by_record(cache, train_rows, config, recipes) -> dict[int, np.ndarray]:
-    """Cache rows per training image: the clean view plus the views made by ``recipes``
-    (all augmented views when ``recipes`` is None)."""
-    names = config["cache"]["recipes"]
-    allowed = np.ones(len(cache.view), dtype=bool)
-    if recipes is not None and names:
-        view_recipe = np.array(["clean", *names])[cache.view]
-        allowed = (cache.view == 0) | np.isin(view_recipe, recipes)
-    return {
-        int(i): np.flatnonzero((cache.record_index == i) & allowed)
-        for i in np.unique(cache.record_index[train_rows])
-    }
-
-
-def setup_logging(run_dir: Path) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
-    for handler in (logging.FileHandler(run_dir / "train.log"), logging.StreamHandler(sys.stdout)):
-        handler.setFormatter(formatter)
-        log.addHandler(handler)
-    log.setLevel(logging.INFO)
-
-
-def main(argv: list[str] | None = None) -> Path:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Train a CXR classifier.")
     parser.add_argument("--config", default="training/configs/default.yaml")
-    parser.add_argument(
-        "--data", default=None, help="cxr data folder (default: config / CXR_DATA_DIR)"
-    )
+    parser.add_argument("--data", default=None, help="cxr data folder (default: config / env)")
     parser.add_argument("--fresh", action="store_true", help="discard this run's checkpoints")
-    parser.add_argument(
-        "--no-evaluate", action="store_true", help="export only (no metrics, no card)"
-    )
+    parser.add_argument("--no-evaluate", action="store_true", help="export only (no metrics)")
     parser.add_argument("--no-fast-export", action="store_true", help="skip the OpenVINO trunks")
     parser.add_argument("--no-gate", action="store_true", help="skip fitting the input gate")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    # --- config, run folder, log ------------------------------------------------------------
+
+def start_run(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Path]:
+    """The validated config, the data folder and the run folder (with its log)."""
     config = load_config(args.config)
     config["fast_export"] = config["fast_export"] and not args.no_fast_export
     config["fit_gate"] = config["fit_gate"] and not args.no_gate
     data_dir = resolve_data_dir(config, args.data)
-    runs_dir = resolve(config["runs_dir"])
-    run_dir = runs_dir / config["name"]
+    run_dir = resolve(config["runs_dir"]) / config["name"]
     if args.fresh and run_dir.exists():
         shutil.rmtree(run_dir)
     setup_logging(run_dir)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     log.info("config %s, data %s, run folder %s", args.config, data_dir, run_dir)
     keras.utils.set_random_seed(config["seed"])
-    timings: dict[str, float] = {}
-    started = time.time()
+    return config, data_dir, run_dir
 
-    # --- data: every class goes into the shared feature cache; this config picks its classes ---
+
+def read_data(config: dict[str, Any], data_dir: Path) -> tuple[list[Record], list[Record]]:
+    """(every class, for the shared feature cache; this config's classes)."""
     records = read_manifest(data_dir)
     all_classes = sorted({r.label for r in records})
-    cached_records = select(records, all_classes, config["limit_per_split_class"])
-    classes = config["classes"]
-    used = select(cached_records, classes)
+    cached = select(records, all_classes, config["limit_per_split_class"])
+    used = select(cached, config["classes"])
     log.info("data summary: %s", json.dumps(summarize(used)))
+    return cached, used
 
-    # --- model (refuses random weights unless the config allows them) and feature cache -------
-    model = build_model(config)
-    t = time.time()
-    cache = build_cache(config, data_dir, cached_records, runs_dir)
-    timings["feature_cache_s"] = round(time.time() - t, 1)
 
+def split_rows(cache: FeatureCache, config: dict[str, Any]) -> Splits:
+    classes = config["classes"]
     label_of = np.array(
         [classes.index(r.label) if r.label in classes else -1 for r in cache.records]
     )
@@ -180,100 +100,108 @@ def main(argv: list[str] | None = None) -> Path:
         for s in ("train", "val", "test")
     }
     y = {s: row_label[r] for s, r in rows.items()}
-    train_rows = np.flatnonzero((row_split == "train") & (row_label >= 0))  # all views
-    weights = class_weights(y["train"], len(classes))
-    source_of = np.array([r.source_repo for r in cache.records])
-    train_sources = source_of[cache.record_index[rows["train"]]]
-    image_weights = sample_weights(y["train"], train_sources, len(classes), config["weighting"])
-    log.info("class weights %s; weighting %s", weights, config["weighting"])
+    sources = np.array([r.source_repo for r in cache.records])[cache.record_index[rows["train"]]]
+    weights = sample_weights(y["train"], sources, len(classes), config["weighting"])
+    balanced = class_weights(y["train"], len(classes))
+    log.info("class weights %s; weighting %s", balanced, config["weighting"])
+    train_rows = np.flatnonzero((row_split == "train") & (row_label >= 0))
+    return Splits(label_of, rows, y, train_rows, balanced, weights)
 
-    # --- baseline: linear probe on frozen ImageNet features ---------------------------------
-    pooled = {s: cache.pooled[cache.record_index[r]] for s, r in rows.items()}  # clean views
-    probe = linear_probe(pooled, y, classes)
-    log.info("linear probe baseline: %s", probe)
 
-    # --- phase 1: head only, on frozen block5_pool features of the clean views --------------
+def train_head(model, cache: FeatureCache, splits: Splits, config, run_dir: Path) -> dict:
+    """Phase 1: the head alone, on frozen (ImageNet) block5_pool features of the clean views."""
+    pooled = {
+        s: cache.pooled[cache.record_index[r]].astype(np.float32) for s, r in splits.rows.items()
+    }
+    n_classes = len(config["classes"])
+    fit_kwargs = {
+        "y": keras.utils.to_categorical(splits.y["train"], n_classes),
+        "sample_weight": splits.image_weights,
+        "batch_size": config["phase1"]["batch_size"],
+        "shuffle": True,
+    }
     head = chain_from(model, "block5_pool", "head")
-    t = time.time()
-    phase1 = run_phase(
-        "phase1",
-        head,
-        pooled["train"].astype(np.float32),
-        pooled["val"].astype(np.float32),
-        y["val"],
-        config["phase1"],
-        run_dir,
-        len(classes),
-        {
-            "y": keras.utils.to_categorical(y["train"], len(classes)),
-            "sample_weight": image_weights,
-            "batch_size": config["phase1"]["batch_size"],
-            "shuffle": True,
-        },
-    )
-    timings["phase1_s"] = round(time.time() - t, 1)
+    return run_phase(
+        "phase1", head, pooled["train"], pooled["val"], splits.y["val"],
+        config["phase1"], run_dir, n_classes, fit_kwargs,
+    )  # fmt: skip
 
-    # --- phase 2: unfreeze the blocks after the cache point (block5) and fine-tune gently -----
+
+def fine_tune(model, cache: FeatureCache, splits: Splits, config, run_dir: Path):
+    """Phase 2 (and the optional phase 3, kept only if val improves): the layers after the cache
+    point (block5) and the head, on the cached views of each phase's recipes."""
     _, top = split_for_training(model, config["feature_layer"])
     for layer in trunk_layers(model, config["feature_layer"]):
         layer.trainable = True
-    views_of = views_by_record(cache, train_rows, config, config["phase2"]["recipes"])
-    sampler = ViewSampler(
-        cache.features,
-        [views_of[i] for i in sorted(views_of)],
-        label_of[sorted(views_of)],
-        image_weights,  # same order: record index ascending
-        len(classes),
-        config["phase2"]["batch_size"],
-        config["seed"],
-    )
+    x_val = cache.features[splits.rows["val"]].astype(np.float32)
+    results = {}
+    for name, after in (("phase2", None), ("phase3", "phase2")):
+        phase = config[name]
+        if phase is None:
+            continue
+        views_of = views_by_record(cache, splits.train_rows, config, phase["recipes"])
+        images = sorted(views_of)  # record order, as the image weights
+        sampler = ViewSampler(
+            cache.features, [views_of[i] for i in images], splits.label_of[images],
+            splits.image_weights, len(config["classes"]), phase["batch_size"], config["seed"],
+        )  # fmt: skip
+        results[name] = run_phase(
+            name, top, sampler, x_val, splits.y["val"], phase, run_dir,
+            len(config["classes"]), {}, after=after,
+        )  # fmt: skip
+    return top, results
+
+
+def calibrate(top, cache: FeatureCache, splits: Splits, config) -> dict | None:
+    """Temperature scaling of the logits, fitted on the val split (metadata.json)."""
+    if not config["calibrate"]:
+        return None
+    val_probs = top.predict(cache.features[splits.rows["val"]].astype(np.float32), verbose=0)
+    calibration = fit_temperature(val_probs, splits.y["val"])
+    log.info("calibration: %s", calibration)
+    return calibration
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parse_args(argv)
+    config, data_dir, run_dir = start_run(args)
+    timings: dict[str, float] = {}
+    started = time.time()
+
+    def timed(step: str, since: float) -> None:
+        timings[f"{step}_s"] = round(time.time() - since, 1)
+
+    cached_records, used = read_data(config, data_dir)
+    model = build_model(config)  # refuses random weights unless the config allows them
     t = time.time()
-    phase2 = run_phase(
-        "phase2",
-        top,
-        sampler,
-        cache.features[rows["val"]].astype(np.float32),
-        y["val"],
-        config["phase2"],
-        run_dir,
-        len(classes),
-        {},
-    )
-    timings["phase2_s"] = round(time.time() - t, 1)
-    phases = {"phase1": phase1, "phase2": phase2}
+    cache = build_cache(config, data_dir, cached_records, resolve(config["runs_dir"]))
+    timed("feature_cache", t)
+    splits = split_rows(cache, config)
 
-    # --- optional phase 3: continue fine-tuning at a lower rate; kept only if val improves ----
-    if config.get("phase3"):
-        t = time.time()
-        phases["phase3"] = run_phase(
-            "phase3",
-            top,
-            sampler,
-            cache.features[rows["val"]].astype(np.float32),
-            y["val"],
-            config["phase3"],
-            run_dir,
-            len(classes),
-            {},
-            after="phase2",
-        )
-        timings["phase3_s"] = round(time.time() - t, 1)
+    pooled = {s: cache.pooled[cache.record_index[r]] for s, r in splits.rows.items()}
+    probe = linear_probe(pooled, splits.y, config["classes"])  # the baseline to beat
+    log.info("linear probe baseline: %s", probe)
 
-    # --- calibration: one temperature for the logits, fitted on the val split ---------------
-    calibration = None
-    if config["calibrate"]:
-        val_probs = top.predict(cache.features[rows["val"]].astype(np.float32), verbose=0)
-        calibration = fit_temperature(val_probs, y["val"])
-        log.info("calibration: %s", calibration)
+    t = time.time()
+    phases = {"phase1": train_head(model, cache, splits, config, run_dir)}
+    timed("phase1", t)
+    t = time.time()
+    top, fine_tuned = fine_tune(model, cache, splits, config, run_dir)
+    phases.update(fine_tuned)
+    timed("fine_tune", t)
+    calibration = calibrate(top, cache, splits, config)
+    timed("total_train", started)
 
-    # --- export the full model (ImageNet blocks 1-4 + trained block5 + head) ------------------
-    timings["total_train_s"] = round(time.time() - started, 1)
     model_dir = resolve(config["export_dir"]) / config["name"]
     training_info = {
         "config": config,
         "config_file": str(args.config),
         "git_commit": git_commit(),
-        "data": {"dir": str(data_dir), "summary": summarize(used), "class_weights": weights},
+        "data": {
+            "dir": str(data_dir),
+            "summary": summarize(used),
+            "class_weights": splits.class_weights,
+        },
         "seeds": {
             "global": config["seed"],
             "augmentation": "numpy default_rng([seed, image_index])",
@@ -308,6 +236,18 @@ def finish_model_folder(config: dict, model_dir: Path, data_dir: Path) -> None:
         from training.gate import fit_gate
 
         fit_gate(model_dir, data_dir, limit_per_split_class=config["limit_per_split_class"])
+
+
+def setup_logging(run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    for old in list(log.handlers):  # a second run in one process (ablations) logs to its own file
+        log.removeHandler(old)
+        old.close()
+    for handler in (logging.FileHandler(run_dir / "train.log"), logging.StreamHandler(sys.stdout)):
+        handler.setFormatter(formatter)
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
 
 
 if __name__ == "__main__":
