@@ -34,10 +34,6 @@ from service.observability.endpoint import router as metrics_router
 from service.observability.logs import configure_logging
 from service.observability.metrics import ServiceMetrics
 from service.pools import Pools
-from service.observability.access import AccessMiddleware
-from service.observability.endpoint import router as metrics_router
-from service.observability.logs import configure_logging
-from service.observability.metrics import ServiceMetrics
 from service.settings import DISCLAIMER, Settings, get_settings
 from service.state import ServiceState
 
@@ -159,7 +155,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # artifact stops start-up with a clear message instead of a server that never gets ready.
         metadata = read_metadata(settings.model_dir)  # checked once; the loader reuses it
         app.state.service = state  # for in-process tools (tests, benchmarks); routes use scope
-        metrics.bind(state)
         state.pools.start()  # decode workers start meanwhile; the first decode waits for one
         metrics.bind(state)
         loading = asyncio.create_task(_load_into(state, metadata))
