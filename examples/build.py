@@ -18,7 +18,7 @@ from pydicom.uid import JPEGBaseline8Bit, SecondaryCaptureImageStorage
 
 HERE = Path(__file__).resolve().parent
 ORIGINALS = HERE.parent.parent / "shared" / "data" / "cxr" / "originals"
-PNG_WIDTH = 960
+PNG_WIDTH = 800
 # Fixed UIDs under the pydicom root, so a rebuild gives the same file.
 UID_ROOT = "1.2.826.0.1.3680043.8.498.14"
 
@@ -80,7 +80,7 @@ def main() -> None:
     originals = parser.parse_args().originals
     copy(originals / "pneumonia" / "person1031_virus_1723.jpeg", HERE / "pneumonia.jpeg")
     copy(originals / "covid" / "12941_2020_358_Fig1_HTML.jpg", HERE / "covid.jpg")
-    resized_png(originals / "normal" / "IM-0279-0001.jpeg", HERE / "normal.png")
+    resized_png(originals / "normal" / "NORMAL2-IM-1105-0001.jpeg", HERE / "normal.png")
     jpeg_in_dicom(originals / "pneumonia" / "person1140_bacteria_3083.jpeg", HERE / "pneumonia.dcm")
     for path in sorted(HERE.glob("*.*")):
         if path.suffix != ".py" and path.name != "README.md":
