@@ -156,11 +156,17 @@ def gate_section(metadata: ModelMetadata) -> str:
         return "No input gate fitted (`python -m training.gate MODEL_DIR`)."
     ood = gate["ood_cross_validated"]
     by_category = ", ".join(f"{k} {v:.0%}" for k, v in ood["rejection_by_category"].items())
+    by_source = "".join(
+        f"\n| `{s}` | {e['n']} | {e['rate']:.1%} |"
+        for s, e in gate.get("test_false_rejection_by_source", {}).items()
+    )
     return (
         f"`gate.json`: logistic regression on sqrt(mean) of `{metadata.gradcam_layer}` "
         f"(C = {gate['C']}), threshold {gate['threshold']:.4f} = the "
         f"{gate.get('target_false_rejection', 0.01):.0%} quantile of val X-rays. "
         "Val false rejection "
         f"{gate['val_false_rejection']:.1%}. Non-X-ray images rejected (5-fold cross-validated, "
-        f"{gate['negatives']['n']} images of `../shared/data/ood`): {by_category}."
+        f"{gate['negatives']['n']} images of `../shared/data/ood`): {by_category}. "
+        f"Test false rejection {gate.get('test_false_rejection', float('nan')):.1%}; ROC in "
+        "`gate_roc.png`.\n\n| test source | n | false rejection |\n|---|--:|--:|" + by_source
     )

@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
@@ -36,8 +37,34 @@ from training.config import DEFAULTS
 from training.config import data_dir as resolve_data_dir
 from training.data import MAX_PIXELS, load_gray, read_manifest, select
 from training.metadata import update_metadata
+from training.model_card import rewrite_model_card
 
 C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3)
+
+
+def synthetic_inputs(seed: int = 0) -> dict[str, np.ndarray]:
+    """Images that are not chest X-rays and that a user may well send (BGR or gray uint8)."""
+    rng = np.random.default_rng(seed)
+    side = 384
+    photo = np.zeros((side, side, 3), np.uint8)  # a colourful scene: sky, grass, a red disc
+    photo[: side // 2] = (235, 170, 90)
+    photo[side // 2 :] = (40, 160, 60)
+    cv2.circle(photo, (side // 3, side // 2), side // 6, (30, 30, 220), -1)
+    photo = np.asarray(cv2.add(photo, rng.integers(0, 25, photo.shape, dtype=np.uint8)))
+    document = np.full((side * 4 // 3, side), 250, np.uint8)
+    for line in range(14):
+        words = " ".join("".join(rng.choice(list("abcdefghij"), 6)) for _ in range(3))
+        cv2.putText(document, words, (20, 40 + 34 * line), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 20, 2)
+    return {
+        "uniform gray": np.full((side, side), 128, np.uint8),
+        "blank white": np.full((side, side), 255, np.uint8),
+        "black": np.zeros((side, side), np.uint8),
+        "gaussian noise": np.clip(rng.normal(128, 50, (side, side)), 0, 255).astype(np.uint8),
+        "colour photo-like": photo,
+        "document with text": document,
+        "1x1": np.full((1, 1), 90, np.uint8),
+        "16x16": rng.integers(0, 256, (16, 16), dtype=np.uint8),
+    }
 
 
 def pooled_of(runtime: ClassifierRuntime, grays: list[np.ndarray]) -> np.ndarray:
@@ -86,6 +113,39 @@ def cross_validate(x_pos, x_val, x_neg, neg_category, c: float, false_rejection:
     return {"rejection_balanced": round(balanced, 4), "rejection_by_category": per_category}
 
 
+def out_of_fold_scores(x_pos, x_neg, neg_category, c: float) -> np.ndarray:
+    """Each negative's score from the fold model that did not see it (for the ROC)."""
+    scores = np.zeros(len(x_neg))
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    for fit_idx, held_idx in folds.split(x_neg, neg_category):
+        scaler, clf = _fit(x_pos, x_neg[fit_idx], neg_category[fit_idx], c)
+        scores[held_idx] = _scores(scaler, clf, x_neg[held_idx])
+    return scores
+
+
+def plot_gate_roc(pos: np.ndarray, neg: np.ndarray, threshold: float, path: Path) -> None:
+    """ROC of the gate score: X-rays (val + test) against out-of-fold non-X-rays."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+    scores = np.concatenate([pos, neg])
+    fpr, tpr, _ = roc_curve(y, scores)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot(fpr, tpr, label=f"AUROC {roc_auc_score(y, scores):.4f}")
+    ax.plot([(neg >= threshold).mean()], [(pos >= threshold).mean()], "o", label="threshold")
+    ax.set_xlabel("non-X-rays accepted (out of fold)")
+    ax.set_ylabel("X-rays accepted (val + test)")
+    ax.set_title("input gate ROC", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def fit_gate(
     model_dir: Path,
     data_dir: Path,
@@ -98,10 +158,10 @@ def fit_gate(
     runtime = ClassifierRuntime.load(model_dir)  # TensorFlow fp32: the reference features
     all_records = read_manifest(data_dir)
     records = select(all_records, sorted({r.label for r in all_records}), limit_per_split_class)
-    train = [r for r in records if r.split == "train"]
-    val = [r for r in records if r.split == "val"]
+    train, val, test = ([r for r in records if r.split == s] for s in ("train", "val", "test"))
     x_pos = pooled_of(runtime, [load_gray(data_dir, r) for r in train])
     x_val = pooled_of(runtime, [load_gray(data_dir, r) for r in val])
+    x_test = pooled_of(runtime, [load_gray(data_dir, r) for r in test])
     ood = read_ood(ood_dir)
     neg_grays = [
         decode_image((ood_dir / path).read_bytes(), max_pixels=MAX_PIXELS).gray for path, _ in ood
@@ -118,6 +178,14 @@ def fit_gate(
     val_scores = _scores(scaler, clf, x_val)
     threshold = float(np.quantile(val_scores, false_rejection))
     val_sources = np.array([r.source_repo for r in val])
+    test_scores, test_sources = (
+        _scores(scaler, clf, x_test),
+        np.array([r.source_repo for r in test]),
+    )
+    oof = out_of_fold_scores(x_pos, x_neg, neg_category, best_c)
+    plot_gate_roc(
+        np.concatenate([val_scores, test_scores]), oof, threshold, model_dir / "gate_roc.png"
+    )
     validation = {
         "C": best_c,
         "cv_folds": 5,
@@ -127,6 +195,14 @@ def fit_gate(
         "val_false_rejection_by_source": {
             s: round(float((val_scores[val_sources == s] < threshold).mean()), 4)
             for s in sorted(set(val_sources))
+        },
+        "test_false_rejection": round(float((test_scores < threshold).mean()), 4),
+        "test_false_rejection_by_source": {
+            s: {
+                "n": int((test_sources == s).sum()),
+                "rate": round(float((test_scores[test_sources == s] < threshold).mean()), 4),
+            }
+            for s in sorted(set(test_sources))
         },
         "ood_cross_validated": trials[best_c],
         "c_grid": {str(c): trials[c]["rejection_balanced"] for c in C_GRID},
@@ -148,6 +224,7 @@ def fit_gate(
         files=[GATE_FILE],
         gate=validation | {"threshold": threshold, "target_false_rejection": false_rejection},
     )
+    rewrite_model_card(model_dir, data_dir)  # the card's gate section
     print(f"[gate] {model_dir / GATE_FILE}: threshold {threshold:.4f}; {json.dumps(validation)}")
     return validation
 

@@ -192,6 +192,16 @@ VGG16 weights: Karen Simonyan and Andrew Zisserman, Visual Geometry Group, Unive
     return path
 
 
+def rewrite_model_card(model_dir: Path, data_dir: Path | None = None) -> Path:
+    """The card from the folder's metadata.json and metrics.json (no re-evaluation)."""
+    metadata = read_metadata(model_dir)
+    config = {**DEFAULTS, **metadata.training.get("config", {})}
+    records = read_manifest(data_dir or resolve_data_dir(config))
+    used = select(records, metadata.classes, config["limit_per_split_class"])
+    report = json.loads((model_dir / "metrics.json").read_text())
+    return write_model_card(model_dir, metadata, report, used)
+
+
 def main() -> None:
     """``python -m training.model_card MODEL_DIR``: rewrite the card from the folder's
     metadata.json and metrics.json (no re-evaluation), e.g. after the card's template changed."""
@@ -201,12 +211,8 @@ def main() -> None:
         "--data", default=None, help="cxr data folder (default: CXR_DATA_DIR / config)"
     )
     args = parser.parse_args()
-    metadata = read_metadata(args.model_dir)
-    config = {**DEFAULTS, **metadata.training.get("config", {})}
-    records = read_manifest(resolve_data_dir(config, args.data))
-    used = select(records, metadata.classes, config["limit_per_split_class"])
-    report = json.loads((args.model_dir / "metrics.json").read_text())
-    print(write_model_card(args.model_dir, metadata, report, used))
+    data = resolve_data_dir(DEFAULTS, args.data) if args.data else None
+    print(rewrite_model_card(args.model_dir, data))
 
 
 if __name__ == "__main__":
