@@ -3,7 +3,7 @@
 Against a running service (``make serve``, ideally with the real model)::
 
     .venv/bin/python -m tests.e2e.take_screenshot \\
-        --url http://127.0.0.1:8000 --file ../shared/data/cxr/originals/normal/IM-0279-0001.jpeg
+        --url http://127.0.0.1:8000 --file examples/pneumonia.jpeg --out docs/screenshot.png
 
 Uses Debian's ``/usr/bin/chromium`` like the browser tests.
 """
@@ -11,6 +11,9 @@ Uses Debian's ``/usr/bin/chromium`` like the browser tests.
 from __future__ import annotations
 
 import argparse
+import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -30,11 +33,20 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=980)
     parser.add_argument("--target", help="class for the Grad-CAM map (default: the top class)")
     args = parser.parse_args()
+    if not args.file.is_file():
+        parser.error(f"no file {args.file}: pass an X-ray, e.g. --file examples/pneumonia.jpeg")
+    if not CHROMIUM.exists():
+        parser.error(f"no Chromium at {CHROMIUM}: make system-deps (or set CXR_E2E_CHROMIUM)")
+    url = args.url.rstrip("/")
+    try:
+        urllib.request.urlopen(f"{url}/ready", timeout=5).close()
+    except (urllib.error.URLError, OSError) as exc:
+        sys.exit(f"the service at {url} is not ready ({exc}): start it with make serve")
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": args.width, "height": args.height})
-        page.goto(f"{args.url.rstrip('/')}/")
+        page.goto(f"{url}/")
         page.set_input_files("#file", str(args.file))
         page.wait_for_function(RESULTS_SHOWN, timeout=120_000)
         if args.target:
