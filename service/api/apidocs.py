@@ -4,6 +4,7 @@ FastAPI's own pages load Swagger UI and ReDoc from a CDN, so they are blank in a
 network without internet, and their inline start-up script would break the CSP. Here the pinned
 ``fastapi-offline`` package supplies the JavaScript and CSS (only its files are used), and
 Swagger UI starts from ``static/swagger-init.js``: no inline script, no request leaves the host.
+(ReDoc's footer always asks for Redocly's logo from their CDN; the CSP blocks it in the browser.)
 """
 
 from __future__ import annotations

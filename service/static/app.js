@@ -39,6 +39,9 @@
     metaTime: byId("meta-time"),
     modelInfo: byId("model-info"),
     download: byId("download"),
+    keyForm: byId("key-form"),
+    keyWhy: byId("key-why"),
+    keyInput: byId("api-key"),
   };
 
   const state = {
@@ -51,7 +54,42 @@
     seq: 0, // increases with every request; answers to older requests are ignored
     controller: null,
     busy: false,
+    awaitingKey: null, // {file, target}: the analysis to repeat once a key is entered
   };
+
+  // ---- API key --------------------------------------------------------------------------------
+  // Only when the service answers 401: the key lives in this tab's sessionStorage (gone when the
+  // tab closes, never in localStorage or a cookie) and goes out as the Bearer header.
+
+  const KEY_STORAGE = "cxr-api-key";
+
+  function storedKey() {
+    try {
+      return sessionStorage.getItem(KEY_STORAGE);
+    } catch {
+      return null; // storage disabled: ask again each time
+    }
+  }
+
+  function authHeaders() {
+    const key = storedKey();
+    return key ? { Authorization: `Bearer ${key}` } : {};
+  }
+
+  function askForKey(rejected) {
+    if (rejected) {
+      try {
+        sessionStorage.removeItem(KEY_STORAGE);
+      } catch {
+        // nothing stored
+      }
+    }
+    el.keyWhy.textContent = rejected
+      ? "The service did not accept this API key. Enter another one."
+      : "This service needs an API key.";
+    el.keyForm.hidden = false;
+    el.keyInput.focus();
+  }
 
   // ---- helpers ------------------------------------------------------------------------------
 
@@ -172,6 +210,9 @@
     payload_too_large: "This file is too large to upload",
     image_too_large: "This image has too many pixels",
     invalid_request: "The service did not accept the request",
+    unauthorized: "This service needs a valid API key; enter it above",
+    forbidden: "This API key is not allowed to do this",
+    request_timeout: "The upload took too long",
     not_ready: "The model is still loading; please try again in a few seconds",
     overloaded: "The service is busy; please try again in a moment",
   };
@@ -398,7 +439,7 @@
       response = await fetch("explain", {
         method: "POST",
         body: form,
-        headers: { Accept: "application/json" },
+        headers: { Accept: "application/json", ...authHeaders() },
         signal: controller.signal,
       });
       body = await response.json().catch(() => null);
@@ -410,6 +451,12 @@
       );
     }
     if (seq !== state.seq) return releaseBase(preview);
+    if (response.status === 401) {
+      const hadKey = storedKey() !== null;
+      state.awaitingKey = { file, target };
+      fail(describeError(response.status, body), preview);
+      return askForKey(hadKey);
+    }
     if (!response.ok || !body || !body.gradcam) {
       return fail(describeError(response.status, body), preview);
     }
@@ -690,6 +737,21 @@
     }
   });
   el.download.addEventListener("click", downloadReport);
+  el.keyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = el.keyInput.value.trim();
+    if (!key) return;
+    try {
+      sessionStorage.setItem(KEY_STORAGE, key);
+    } catch {
+      return showError("This browser does not allow storing the key for this tab.", "");
+    }
+    el.keyInput.value = "";
+    el.keyForm.hidden = true;
+    const pending = state.awaitingKey;
+    state.awaitingKey = null;
+    if (pending) analyse(pending.file, pending.target);
+  });
 
   buildClassControls(DEFAULT_CLASSES);
   applyOpacity();

@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,12 @@ def _unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"browser tests cannot run in CI: {reason}")
     pytest.skip(reason)
+
+
+def csp_violation(message: Any, errors: list[str]) -> None:
+    """Chromium reports what the Content-Security-Policy blocked on the console."""
+    if "Content Security Policy" in message.text:
+        errors.append(message.text)
 
 
 def _free_port() -> int:
@@ -68,24 +75,28 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
-def service_url(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real service (uvicorn, the app factory, the tiny test model) on a free port."""
+BODY_TIMEOUT_SECONDS = 3  # short, for the slow-body tests; page uploads take milliseconds
+
+
+@contextmanager
+def running_service(
+    model_dir: Path, folder: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """The real service (``python -m service``: uvicorn, the app factory) on a free port."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("service") / "uvicorn.log"
+    log = folder / "uvicorn.log"
     env = {
         **os.environ,
-        "CXR_MODEL_DIR": str(tiny_model_dir),
+        "CXR_MODEL_DIR": str(model_dir),
         "CXR_BACKGROUND_LOAD": "false",
         "CXR_OVERLAY_ALPHA": "0.4",  # the DICOM test re-blends with this weight
         "CXR_TF_INTRA_OP_THREADS": "1",
         "CXR_TF_INTER_OP_THREADS": "1",
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        "CXR_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT_SECONDS),
+        **(extra_env or {}),
     }
-    command = [
-        sys.executable, "-m", "uvicorn", "--factory", "service.main:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
+    command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
@@ -99,6 +110,13 @@ def service_url(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def service_url(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real service with the tiny test model, anonymous on loopback."""
+    with running_service(tiny_model_dir, tmp_path_factory.mktemp("service")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +143,7 @@ def page(browser: Any, service_url: str) -> Iterator[Any]:
     page.set_default_timeout(30_000)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: csp_violation(message, errors))
     page.goto(f"{service_url}/")
     try:
         yield page
