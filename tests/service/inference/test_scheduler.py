@@ -138,3 +138,16 @@ def test_full_queue_is_refused_at_once(runtime) -> None:
     assert results[3].headers == {"Retry-After": "3"}
     assert all(isinstance(r, np.ndarray) for r in results[:3])
     assert held.calls == [("predict", 1), ("predict", 2)]
+
+
+def test_admission_is_bounded_by_workers_and_queue() -> None:
+    scheduler = InferenceScheduler(concurrency=1, max_queue=2, retry_after_seconds=3)
+    try:
+        with scheduler.admit(), scheduler.admit(), scheduler.admit():
+            with pytest.raises(Overloaded) as refused, scheduler.admit():
+                pass
+            assert refused.value.headers == {"Retry-After": "3"}
+        with scheduler.admit():  # every place was given back
+            pass
+    finally:
+        scheduler.shutdown()
