@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.observability.access import RequestRecord, _line
+from service.keys import new_key, write_keys
+from service.main import create_app
 from service.observability.logs import JsonFormatter
+from service.settings import Settings
 from tests.dicom_samples import (
     BIRTH_DATE,
     PATIENT_ID,
@@ -93,11 +95,24 @@ def test_route_template_not_the_path_and_no_patient_data(
     assert routes[-1] == "/pacs/studies/{study_instance_uid}/analyze"
 
 
-def test_key_name_from_request_state_is_logged() -> None:
-    scope = {"method": "GET", "client": ("10.0.0.7", 5555), "state": {"api_key_name": "ward-3"}}
-    message, fields = _line(scope, RequestRecord("r1"), "/model", 200, None, 0.0123)
-    assert fields["key"] == "ward-3" and "key=ward-3" in message
-    assert fields["client"] == "10.0.0.7"
+def test_the_key_name_is_logged_never_the_key(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key, record = new_key("ward-3", frozenset({"infer"}))
+    write_keys(tmp_path / "keys.json", [record])
+    app = create_app(settings.model_copy(update={"api_keys_file": tmp_path / "keys.json"}))
+    with TestClient(app) as client, caplog.at_level(logging.INFO, logger="service.access"):
+        authorised = client.post(
+            "/predict",
+            files={"file": ("x.png", _png(), "image/png")},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        refused = client.post("/predict", files={"file": ("x.png", _png(), "image/png")})
+    assert (authorised.status_code, refused.status_code) == (200, 401)
+    logged, unauthorised = (r.fields for r in _access_records(caplog))  # type: ignore[attr-defined]
+    assert logged["key"] == "ward-3" and logged["route"] == "/predict"
+    assert unauthorised["key"] is None and unauthorised["code"] == "unauthorized"
+    assert not any(key in r.getMessage() for r in caplog.records)
 
 
 def test_json_lines_hold_the_fields() -> None:
