@@ -11,16 +11,11 @@ import ipaddress
 
 from fastapi import APIRouter, Request, Response
 
-from service.errors import ServiceError
+from service.errors import Forbidden
 from service.observability.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 from service.state import ServiceState
 
 router = APIRouter()
-
-
-class MetricsForbidden(ServiceError):
-    status_code = 403
-    code = "forbidden"
 
 
 def from_loopback(request: Request) -> bool:
@@ -47,7 +42,7 @@ def from_loopback(request: Request) -> bool:
 async def metrics(request: Request) -> Response:
     state: ServiceState = request.state.service
     if state.settings.metrics_access == "loopback" and not from_loopback(request):
-        raise MetricsForbidden(
+        raise Forbidden(
             "/metrics answers loopback clients only; set CXR_METRICS_ACCESS=open to change that."
         )
     collected: ServiceMetrics = request.app.state.metrics
