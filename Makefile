@@ -9,15 +9,23 @@ export CXR_MODEL_DIR ?= models/cxr-vgg16-3class
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install system-deps serve test check format weights train evaluate export-fast bench clean
+.PHONY: install-ray score serve-ray bench-batch
 
 $(BIN)/.installed: pyproject.toml
 	@PYTHON=$(PYTHON) scripts/system-deps venv
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,train]'
+	$(BIN)/pip install --quiet -e '.[dev,train,batch]'
 	touch $@
 
 install: $(BIN)/.installed
+
+# Ray (cxr-score --ray, make serve-ray, the Ray tests): an optional extra, only where needed.
+$(BIN)/.ray-installed: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[ray]'
+	touch $@
+
+install-ray: $(BIN)/.ray-installed
 
 # Debian/Ubuntu packages the tests use (Orthanc + DICOMweb plugin, Chromium) and python3-venv,
 # installed with apt-get (root or sudo) only when missing. DRY_RUN=1: only say what is missing.
@@ -31,7 +39,7 @@ serve: install
 	  exit 1; fi
 	$(BIN)/python -m service --host $(HOST) --port $(PORT)  # uvicorn; see service/__main__.py
 
-test: system-deps install
+test: system-deps install install-ray
 	$(BIN)/pytest
 
 check: install
@@ -57,6 +65,24 @@ export-fast: install
 
 bench: install
 	$(BIN)/python -m bench.run --model-dir $(CXR_MODEL_DIR)
+
+# Score folders into a CSV (or .parquet) with an HTML report: README "Batch scoring".
+SCORE_PATHS  ?= ../shared/data/cxr/images
+SCORE_OUT    ?= results.csv
+SCORE_REPORT ?= report.html
+score: install
+	$(BIN)/cxr-score $(SCORE_PATHS) --model $(CXR_MODEL_DIR) --out $(SCORE_OUT) --report $(SCORE_REPORT)
+
+# The same app on Ray Serve, REPLICAS replicas (autoscaling up to MAX_REPLICAS) on a local Ray.
+REPLICAS     ?= 2
+MAX_REPLICAS ?= $(REPLICAS)
+serve-ray: install-ray
+	$(BIN)/python -m service.ray_serve --host $(HOST) --port $(PORT) \
+	  --replicas $(REPLICAS) --max-replicas $(MAX_REPLICAS)
+
+# Batch throughput (images/s): local cxr-score vs Ray Data with 1 and 2 actors: bench/README.md.
+bench-batch: install-ray
+	$(BIN)/python -m bench.batch --model-dir $(CXR_MODEL_DIR)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
