@@ -9,6 +9,7 @@ export CXR_MODEL_DIR ?= models/cxr-vgg16-3class
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install system-deps serve test check format weights train evaluate export-fast bench clean
+.PHONY: soak burst
 .PHONY: install-ray score serve-ray bench-batch
 
 $(BIN)/.installed: pyproject.toml
@@ -65,6 +66,15 @@ export-fast: install
 
 bench: install
 	$(BIN)/python -m bench.run --model-dir $(CXR_MODEL_DIR)
+
+# Long mixed /predict + /explain load on the real service: errors, latency, RSS drift (bench/soak.py).
+SOAK_MINUTES ?= 30
+soak: install
+	SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/python -m bench.soak --model-dir $(CXR_MODEL_DIR)
+
+# 200 concurrent uploads: every answer 200 or 503 + Retry-After, and how fast the 503s are.
+burst: install
+	$(BIN)/python -m bench.burst --model-dir $(CXR_MODEL_DIR)
 
 # Score folders into a CSV (or .parquet) with an HTML report: README "Batch scoring".
 SCORE_PATHS  ?= ../shared/data/cxr/images
