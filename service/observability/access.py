@@ -88,12 +88,13 @@ class AccessMiddleware:
         started = time.perf_counter()
         record = RequestRecord(request_id=request_id_of(scope))
         status = 500  # if the app raises before answering, the outer handler sends a 500
+        answered = False
         error_body: bytearray | None = None
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, error_body
+            nonlocal status, answered, error_body
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered = message["status"], True
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = record.request_id
                 is_json = headers.get("content-type", "").startswith("application/json")
@@ -115,6 +116,8 @@ class AccessMiddleware:
             _current.reset(token)
             self.metrics.in_progress.dec()
             code = _error_code(bytes(error_body)) if error_body else None
+            if not answered:
+                code = "internal_error"  # what the outer handler's 500 will say
             self._finish(scope, record, status, code, time.perf_counter() - started)
 
     def _finish(

@@ -122,3 +122,24 @@ def test_json_lines_hold_the_fields() -> None:
     assert entry["route"] == "/predict" and entry["status"] == 200 and entry["message"] == "x"
     assert entry["level"] == "info" and entry["logger"] == "service.access"
     assert entry["time"].endswith("+00:00")
+
+
+def test_an_unexpected_exception_is_logged_and_counted_as_a_500(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(settings)
+
+    @app.get("/_boom", include_in_schema=False)
+    async def boom() -> None:
+        raise RuntimeError("bug")
+
+    with (
+        TestClient(app, raise_server_exceptions=False) as client,
+        caplog.at_level(logging.INFO, logger="service.access"),
+    ):
+        assert client.get("/_boom").status_code == 500
+        metrics = client.get("/metrics").text
+    (record, _) = _access_records(caplog)
+    assert record.fields["status"] == 500  # type: ignore[attr-defined]
+    assert record.fields["code"] == "internal_error"  # type: ignore[attr-defined]
+    assert 'cxr_errors_total{code="internal_error",route="/_boom"} 1.0' in metrics
