@@ -9,18 +9,28 @@ from __future__ import annotations
 import base64
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
 
-from service.errors import InvalidRequest, NotReady
+from service.errors import InvalidRequest, NotAChestXray, NotReady
+from service.inference.gate import EXPECTED, judge
 from service.inference.preprocess import to_model_input
 from service.inference.render import RenderedCam, render_cam
 from service.inference.runtime import ClassifierRuntime
 from service.io.prepared import DecodeSpec, PreparedImage
 from service.observability.access import note_prediction
 from service.pools import run_in
-from service.schemas import Explanation, GradCam, InputInfo, ModelRef, Prediction, Timing
+from service.schemas import (
+    Explanation,
+    GradCam,
+    InputCheck,
+    InputInfo,
+    ModelRef,
+    Prediction,
+    Timing,
+)
 from service.state import ServiceState
 
 
@@ -71,8 +81,53 @@ async def _prepare(state: ServiceState, spec: DecodeSpec, data: bytes) -> Prepar
     return Prepared(image=image, batch=to_model_input(image.model_gray, spec.model_size)[None])
 
 
+def gate_info(runtime: ClassifierRuntime, mode: str) -> dict[str, Any]:
+    """What /model says of the input gate: mode, threshold, checks and validation figures."""
+    gate = runtime.gate
+    if gate is None:
+        return {"mode": mode, "fitted": False, "expected": EXPECTED}
+    return {
+        "mode": mode,
+        "fitted": True,
+        "expected": EXPECTED,
+        "layer": gate.model.layer,
+        "feature": gate.model.feature,
+        "threshold": gate.threshold,
+        "target_false_rejection": gate.model.target_false_rejection,
+        "image_checks": gate.checks.model_dump(),
+        "validation": gate.model.validation,
+    }
+
+
+def input_check(
+    state: ServiceState, runtime: ClassifierRuntime, prepared: Prepared, pooled: np.ndarray
+) -> InputCheck:
+    """The input gate's verdict on one image (``pooled``: its gate features, from the same
+    forward pass); with ``CXR_INPUT_GATE=enforce`` a failed check is a 422 ``not_a_chest_xray``."""
+    mode = state.settings.input_gate
+    if mode == "off":
+        return InputCheck(score=None, threshold=None, passed=True, mode=mode)
+    image = prepared.image
+    verdict = judge(
+        runtime.gate, pooled[0], image.model_gray, (image.width, image.height), image.colourfulness
+    )
+    if not verdict.passed and mode == "enforce":
+        raise NotAChestXray(verdict.message)
+    return InputCheck(
+        score=verdict.score,
+        threshold=verdict.threshold,
+        passed=verdict.passed,
+        reason=verdict.reason,
+        mode=mode,
+    )
+
+
 def _prediction(
-    runtime: ClassifierRuntime, prepared: Prepared, probabilities: np.ndarray, timing: Timing
+    runtime: ClassifierRuntime,
+    prepared: Prepared,
+    probabilities: np.ndarray,
+    checked: InputCheck,
+    timing: Timing,
 ) -> Prediction:
     classes = runtime.metadata.classes
     label = classes[int(np.argmax(probabilities))]
@@ -84,6 +139,7 @@ def _prediction(
         input=InputInfo(
             format=prepared.image.format, width=prepared.image.width, height=prepared.image.height
         ),
+        input_check=checked,
         timing_ms=timing,
     )
 
@@ -94,9 +150,10 @@ async def predict(state: ServiceState, data: bytes) -> Prediction:
     prepared = await _prepare(state, decode_spec(state, runtime, display=False), data)
     decode_ms = _milliseconds(started)
     model_started = time.perf_counter()
-    probabilities = await state.scheduler.predict(runtime, prepared.batch)
+    scores = await state.scheduler.predict(runtime, prepared.batch)
+    checked = input_check(state, runtime, prepared, scores.pooled)
     timing = Timing(decode=decode_ms, inference=_milliseconds(model_started), total=0.0)
-    result = _prediction(runtime, prepared, probabilities[0], timing)
+    result = _prediction(runtime, prepared, scores.probabilities[0], checked, timing)
     result.timing_ms.total = _milliseconds(started)
     return result
 
@@ -128,6 +185,7 @@ async def explain_image(
     model_started = time.perf_counter()
     explained = await state.scheduler.explain(runtime, prepared.batch, wanted)
     inference_ms = _milliseconds(model_started)
+    checked = input_check(state, runtime, prepared, explained.pooled)  # before any rendering
     rendered = await run_in(
         state.pools.cpu,
         render_cam,
@@ -140,7 +198,7 @@ async def explain_image(
         encoder=state.pools.png,
     )
     timing = Timing(decode=decode_ms, inference=inference_ms, total=0.0)
-    base = _prediction(runtime, prepared, explained.probabilities[0], timing)
+    base = _prediction(runtime, prepared, explained.probabilities[0], checked, timing)
     result = Explanation(
         **base.model_dump(),
         gradcam=GradCam(

@@ -42,6 +42,13 @@ class UnsuitableImage(ServiceError):
     code = "unsuitable_image"
 
 
+class NotAChestXray(ServiceError):
+    """The input gate (``service.inference.gate``) says this is not a frontal chest radiograph."""
+
+    status_code = 422
+    code = "not_a_chest_xray"
+
+
 class PayloadTooLarge(ServiceError):
     status_code = 413
     code = "payload_too_large"

@@ -50,6 +50,20 @@ class Timing(BaseModel):
     total: float = Field(description="Milliseconds from request start to response body")
 
 
+class InputCheck(BaseModel):
+    """The input gate's verdict: is this a frontal chest radiograph? (see /model: input_gate)."""
+
+    score: float | None = Field(
+        description="P(frontal chest X-ray) from the gate on the model's own features; null when"
+        " the model folder has no gate",
+        examples=[0.998],
+    )
+    threshold: float | None = Field(description="Minimum score to pass", examples=[0.41])
+    passed: bool = Field(description="Score at or above threshold and every image check passed")
+    reason: str | None = Field(None, description="Why it did not pass", examples=[None])
+    mode: str = Field(description="CXR_INPUT_GATE: enforce, report or off", examples=["enforce"])
+
+
 class Prediction(BaseModel):
     label: str = Field(description="The class with the highest probability", examples=["normal"])
     probabilities: dict[str, float] = Field(
@@ -58,6 +72,7 @@ class Prediction(BaseModel):
     )
     model: ModelRef
     input: InputInfo
+    input_check: InputCheck
     disclaimer: str = Field(DISCLAIMER, examples=[DISCLAIMER])
     timing_ms: Timing
 
@@ -103,6 +118,12 @@ class ModelInfo(BaseModel):
     training: dict[str, Any] = Field(description="Training config, data summary, git commit")
     metrics: dict[str, Any] = Field(description="Test-split metrics from the evaluation")
     backend: str = Field(description="Trunk backend serving requests", examples=["tensorflow"])
+    input_gate: dict[str, Any] | None = Field(
+        None, description="The input gate: threshold, image checks and its validation figures"
+    )
+    calibration: dict[str, Any] | None = Field(
+        None, description="Temperature scaling applied to every probability (fitted on val)"
+    )
     backends: dict[str, Any] = Field(
         description="Exported fast trunks and their accuracy parity report against fp32"
     )

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.inference.backends import BackendName
+from service.inference.gate import GateMode
 from service.observability.logs import LogFormat
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +69,11 @@ class Settings(BaseSettings):
         description="Trunk backend: tensorflow (fp32), openvino-fp32, openvino-bf16, "
         "openvino-int8, or auto "
         "(the exported backend that passed the accuracy gates, else tensorflow)",
+    )
+    input_gate: GateMode = Field(
+        "enforce",
+        description="Input gate: enforce (422 not_a_chest_xray), report (answer, with "
+        "input_check.passed false) or off",
     )
     tf_intra_op_threads: int = Field(0, ge=0, description="TensorFlow threads per op (0 = auto)")
     tf_inter_op_threads: int = Field(0, ge=0, description="TensorFlow parallel ops (0 = auto)")

@@ -65,6 +65,8 @@ async def model_info(state: State) -> ModelInfo:
         metrics=metadata.metrics,
         backend=runtime.backend,
         backends=metadata.backends,
+        input_gate=analysis.gate_info(runtime, state.settings.input_gate),
+        calibration=metadata.calibration.model_dump() if metadata.calibration else None,
         disclaimer=DISCLAIMER,
     )
 

@@ -32,7 +32,15 @@ from service.dicom.outputs import (
     to_bytes,
 )
 from service.dicom.pacs import Pacs
-from service.errors import ImageTooLarge, InvalidImage, UnsuitableImage, UnsupportedMediaType
+from service.errors import (
+    DecodeTimeout,
+    ImageTooComplex,
+    ImageTooLarge,
+    InvalidImage,
+    NotAChestXray,
+    UnsuitableImage,
+    UnsupportedMediaType,
+)
 from service.io.dicom import check_eligible, check_size
 from service.pools import run_in
 from service.schemas import (
@@ -47,7 +55,16 @@ from service.state import ServiceState
 logger = logging.getLogger("service.pacs")
 
 # What a single image can fail with; it is skipped with the message instead of failing the study.
-_IMAGE_PROBLEMS = (UnsuitableImage, InvalidImage, ImageTooLarge, UnsupportedMediaType)
+# The input gate's refusals too: nothing is stored for an image the model is not for.
+_IMAGE_PROBLEMS = (
+    UnsuitableImage,
+    InvalidImage,
+    ImageTooLarge,
+    ImageTooComplex,
+    DecodeTimeout,
+    UnsupportedMediaType,
+    NotAChestXray,
+)
 
 
 @dataclass

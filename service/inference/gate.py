@@ -14,6 +14,7 @@ written by ``python -m training.gate``, checksummed in ``metadata.json``):
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -30,8 +31,12 @@ EXPECTED = "a frontal (PA/AP) chest radiograph"
 class ImageChecks(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    min_std: float = Field(4.0, ge=0, description="Gray-level std (0-255) below which an image is blank")
-    max_aspect: float = Field(2.5, ge=1, description="Longer / shorter side above which it is a strip")
+    min_std: float = Field(
+        4.0, ge=0, description="Gray-level std (0-255) below which an image is blank"
+    )
+    max_aspect: float = Field(
+        2.5, ge=1, description="Longer / shorter side above which it is a strip"
+    )
     max_colourfulness: float = Field(
         0.12, ge=0, description="Mean chroma (0-1) of the original above which it is a colour image"
     )
@@ -99,3 +104,37 @@ def image_check_failure(
     if float(gray.std()) < checks.min_std:
         return "the image is blank or nearly uniform"
     return None
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    score: float | None  # P(frontal chest X-ray); None without a fitted gate
+    threshold: float | None
+    passed: bool
+    reason: str | None  # why it did not pass
+
+    @property
+    def message(self) -> str:
+        return (
+            f"This does not look like {EXPECTED}: {self.reason}. The service classifies "
+            "frontal chest X-rays only."
+        )
+
+
+def judge(
+    gate: InputGate | None,
+    pooled: np.ndarray,
+    gray: np.ndarray,
+    size: tuple[int, int],
+    colourfulness: float,
+) -> GateVerdict:
+    """The verdict for one image: its image checks first (cheapest, clearest), then the gate.
+    ``pooled``: the image's row of pooled features; ``size``: the file's (width, height)."""
+    checks = gate.checks if gate else ImageChecks()
+    failure = image_check_failure(gray, size[0], size[1], colourfulness, checks)
+    if gate is None:
+        return GateVerdict(None, None, failure is None, failure)
+    score = float(gate.scores(pooled[None])[0])
+    if failure is None and score < gate.threshold:
+        failure = f"input gate score {score:.3f} is below its threshold {gate.threshold:.3f}"
+    return GateVerdict(round(score, 4), round(gate.threshold, 4), failure is None, failure)

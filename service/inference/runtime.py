@@ -21,6 +21,13 @@ import tensorflow as tf
 from service.errors import ModelArtifactError
 from service.inference.artifact import ModelMetadata, read_metadata
 from service.inference.backends import TENSORFLOW, OpenVinoTrunk, choose_backend, fast_trunks
+from service.inference.gate import InputGate
+
+
+@dataclass(frozen=True)
+class Scores:
+    probabilities: np.ndarray  # (n, classes) float32, rows sum to 1
+    pooled: np.ndarray  # (n, channels) float32: the input gate's features (``pooled_features``)
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,13 @@ class Explanation:
     probabilities: np.ndarray  # (n, classes) float32, rows sum to 1
     targets: np.ndarray  # (n,) int32, the class each map explains
     cams: np.ndarray  # (n, h, w) float32, ReLU'd Grad-CAM at the layer's resolution
+    pooled: np.ndarray  # (n, channels) float32: the input gate's features (``pooled_features``)
+
+
+def pooled_features(features: tf.Tensor) -> tf.Tensor:
+    """sqrt of the spatial mean of the Grad-CAM layer's (ReLU) activations: the input gate's
+    features (``service.inference.gate``), from the same forward pass as the probabilities."""
+    return tf.sqrt(tf.reduce_mean(tf.nn.relu(features), axis=(1, 2)))
 
 
 def split_at_layer(
@@ -66,8 +80,10 @@ class ClassifierRuntime:
         metadata: ModelMetadata,
         fast_trunk: Callable[[np.ndarray], np.ndarray] | None = None,
         backend: str = TENSORFLOW,
+        gate: InputGate | None = None,
     ) -> None:
         self.metadata = metadata
+        self.gate = gate  # part of the model folder (gate.json), fitted on this model's features
         self.input_size = (metadata.input.height, metadata.input.width)
         self.model = model
         self._trunk, self._head = split_at_layer(
@@ -79,8 +95,17 @@ class ClassifierRuntime:
                 f"The model has {n_outputs} outputs but metadata.json names "
                 f"{len(metadata.classes)} classes."
             )
+        channels = int(self._trunk.output.shape[-1])
+        if gate is not None and gate.n_features != channels:
+            raise ModelArtifactError(
+                f"gate.json expects {gate.n_features} features but {metadata.gradcam_layer!r} "
+                f"has {channels} channels: the gate was fitted for another model."
+            )
         self.backend = backend
         self._fast_trunk = fast_trunk
+        # Calibration (metadata.json): softmax(logits / T). Grad-CAM keeps the raw logits: its
+        # map is normalised by its maximum, so 1/T would change nothing but the rounding.
+        self._inverse_temperature = tf.constant(1.0 / metadata.temperature, tf.float32)
         images = tf.TensorSpec([None, *self.input_size, 3], tf.float32, name="images")
         features = tf.TensorSpec([None, *self._trunk.output.shape[1:]], tf.float32, name="features")
         targets = tf.TensorSpec([None], tf.int32, name="targets")
@@ -113,13 +138,16 @@ class ClassifierRuntime:
             raise ModelArtifactError(
                 f"Cannot load {model_dir / metadata.model_file}: {exc}"
             ) from exc
-        return cls(model, metadata, fast_trunk=fast_trunk, backend=chosen)
+        gate = InputGate.load(model_dir)
+        return cls(model, metadata, fast_trunk=fast_trunk, backend=chosen, gate=gate)
 
     # --- compiled graphs -------------------------------------------------------------------
-    def _head_probabilities(self, features: tf.Tensor) -> tf.Tensor:
-        return tf.nn.softmax(self._head(features, training=False), axis=-1)
+    def _head_probabilities(self, features: tf.Tensor) -> tuple[Any, Any]:
+        logits = self._head(features, training=False)
+        probabilities = tf.nn.softmax(logits * self._inverse_temperature, axis=-1)
+        return probabilities, pooled_features(features)
 
-    def _head_gradcam(self, features: tf.Tensor, targets: tf.Tensor) -> tuple[Any, Any, Any]:
+    def _head_gradcam(self, features: tf.Tensor, targets: tf.Tensor) -> tuple[Any, Any, Any, Any]:
         with tf.GradientTape() as tape:
             tape.watch(features)
             logits = self._head(features, training=False)
@@ -131,29 +159,36 @@ class ClassifierRuntime:
         gradients = tape.gradient(scores, features)
         channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
         cams = tf.nn.relu(tf.reduce_sum(features * channel_weights, axis=-1))
-        return tf.nn.softmax(logits, axis=-1), chosen, cams
+        probabilities = tf.nn.softmax(logits * self._inverse_temperature, axis=-1)
+        return probabilities, chosen, cams, pooled_features(features)
 
-    def _predict_graph(self, images: tf.Tensor) -> tf.Tensor:
+    def _predict_graph(self, images: tf.Tensor) -> tuple[Any, Any]:
         return self._head_probabilities(self._trunk(images, training=False))
 
-    def _explain_graph(self, images: tf.Tensor, targets: tf.Tensor) -> tuple[Any, Any, Any]:
+    def _explain_graph(self, images: tf.Tensor, targets: tf.Tensor) -> tuple[Any, Any, Any, Any]:
         return self._head_gradcam(self._trunk(images, training=False), targets)
 
     # --- public API (numpy in, numpy out) ---------------------------------------------------
     def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities (n, classes)."""
+        return self.predict_with_features(batch)[0]
+
+    def predict_with_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities (n, classes) and the input gate's pooled features (n, channels)."""
         if self._fast_trunk is not None:
-            probabilities: np.ndarray = self._head_predict(self._fast_trunk(batch)).numpy()
+            probabilities, pooled = self._head_predict(self._fast_trunk(batch))
         else:
-            probabilities = self._predict(tf.convert_to_tensor(batch)).numpy()
-        return probabilities
+            probabilities, pooled = self._predict(tf.convert_to_tensor(batch))
+        return probabilities.numpy(), pooled.numpy()
 
     def explain(self, batch: np.ndarray, targets: np.ndarray) -> Explanation:
         wanted = tf.convert_to_tensor(targets, dtype=tf.int32)
         if self._fast_trunk is not None:
-            probabilities, chosen, cams = self._head_explain(self._fast_trunk(batch), wanted)
+            outputs = self._head_explain(self._fast_trunk(batch), wanted)
         else:
-            probabilities, chosen, cams = self._explain(tf.convert_to_tensor(batch), wanted)
-        return Explanation(probabilities.numpy(), chosen.numpy(), cams.numpy())
+            outputs = self._explain(tf.convert_to_tensor(batch), wanted)
+        probabilities, chosen, cams, pooled = (output.numpy() for output in outputs)
+        return Explanation(probabilities, chosen, cams, pooled)
 
     def warm_up(self) -> None:
         """Trace the graphs in use and check that trunk+head reproduce the saved model."""
@@ -164,8 +199,10 @@ class ClassifierRuntime:
         if self._fast_trunk is None:
             split = self.predict(batch)  # the TF split, traced above
         else:  # eager TF trunk: tracing a graph this backend never runs would slow start-up
-            split = self._head_predict(self._trunk(batch, training=False)).numpy()
-        whole = np.asarray(self.model(batch, training=False))
+            split = self._head_predict(self._trunk(batch, training=False))[0].numpy()
+        whole = np.asarray(self.model(batch, training=False), dtype=np.float64)
+        whole = whole ** (1.0 / self.metadata.temperature)  # = softmax(logits / T)
+        whole /= whole.sum(axis=1, keepdims=True)
         if not np.allclose(split, whole, atol=1e-4):
             raise ModelArtifactError(
                 "Splitting the model at the Grad-CAM layer changes its output: the model's "

@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from service.errors import Overloaded
-from service.inference.runtime import ClassifierRuntime, Explanation
+from service.inference.runtime import ClassifierRuntime, Explanation, Scores
 
 Kind = Literal["predict", "explain"]
 
@@ -86,9 +86,9 @@ class InferenceScheduler:
         finally:
             self._admitted -= 1
 
-    async def predict(self, runtime: ClassifierRuntime, images: np.ndarray) -> np.ndarray:
-        """Probabilities ``(1, classes)`` for one preprocessed image."""
-        result: np.ndarray = await self._submit("predict", runtime, images, -1)
+    async def predict(self, runtime: ClassifierRuntime, images: np.ndarray) -> Scores:
+        """Probabilities ``(1, classes)`` and the input gate's features for one image."""
+        result: Scores = await self._submit("predict", runtime, images, -1)
         return result
 
     async def explain(
@@ -167,8 +167,8 @@ def _run_group(group: list[_Request]) -> list[Any]:
     runtime = group[0].runtime
     images = group[0].images if len(group) == 1 else np.concatenate([r.images for r in group])
     if group[0].kind == "predict":
-        probabilities = runtime.predict(images)
-        return [probabilities[i : i + 1] for i in range(len(group))]
+        probabilities, pooled = runtime.predict_with_features(images)
+        return [Scores(probabilities[i : i + 1], pooled[i : i + 1]) for i in range(len(group))]
     targets = np.array([r.target for r in group], dtype=np.int32)
     explained = runtime.explain(images, targets)
     return [
@@ -176,6 +176,7 @@ def _run_group(group: list[_Request]) -> list[Any]:
             explained.probabilities[i : i + 1],
             explained.targets[i : i + 1],
             explained.cams[i : i + 1],
+            explained.pooled[i : i + 1],
         )
         for i in range(len(group))
     ]

@@ -21,6 +21,7 @@ from service.io.pixels import (
     check_min_side,
     check_pixel_budget,
     color_to_gray_uint8,
+    colourfulness,
     min_max_to_uint8,
 )
 from service.io.sniff import ImageFormat, sniff_format
@@ -35,6 +36,13 @@ _JPEG_REDUCED = {
     4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
     2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
 }
+# Colour JPEGs are decoded reduced in colour: the input gate needs their colourfulness (a photo
+# is not a radiograph), and the gray conversion then happens here, as for every colour image.
+_JPEG_REDUCED_COLOR = {
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class DecodedImage:
     gray: np.ndarray  # uint8, shape (rows, columns)
     format: ImageFormat
     original_size: tuple[int, int] | None = None  # (width, height) when gray is reduced
+    colourfulness: float = 0.0  # mean chroma of the file's colours (``pixels.colourfulness``)
 
     @property
     def height(self) -> int:
@@ -94,7 +103,8 @@ def decode_image(
     _check_raster_bytes(header, factor, max_decoded_bytes)
     buffer = np.frombuffer(data, dtype=np.uint8)
     if factor > 1:
-        stored = cv2.imdecode(buffer, _JPEG_REDUCED[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
+        modes = _JPEG_REDUCED_COLOR if header.channels >= 3 else _JPEG_REDUCED
+        stored = cv2.imdecode(buffer, modes[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
     else:
         stored = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if stored is None or stored.size == 0:
@@ -102,12 +112,15 @@ def decode_image(
     orientation = header.orientation
     gray = np.ascontiguousarray(_apply_orientation(to_gray_uint8(stored), orientation))
     upright = (height, width) if orientation >= 5 else (width, height)  # 5-8 swap the axes
-    return DecodedImage(gray=gray, format=image_format, original_size=upright)
+    return DecodedImage(
+        gray=gray, format=image_format, original_size=upright, colourfulness=colourfulness(stored)
+    )
 
 
 def _check_raster_bytes(header: RasterHeader, factor: int, max_bytes: int) -> None:
-    if factor > 1:  # decoded straight to gray at 1/factor scale
-        width, height, per_pixel = -(-header.width // factor), -(-header.height // factor), 1
+    if factor > 1:  # decoded at 1/factor scale (gray, or 8-bit colour for a colour JPEG)
+        width, height = -(-header.width // factor), -(-header.height // factor)
+        per_pixel = 3 if header.channels >= 3 else 1
     else:
         width, height = header.width, header.height
         per_pixel = header.channels * header.bytes_per_sample

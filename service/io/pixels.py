@@ -72,6 +72,20 @@ def min_max_to_uint8(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def colourfulness(pixels: np.ndarray) -> float:
+    """Mean chroma (max - min channel over full scale, 0..1) of a BGR(A) image; 0 for gray.
+
+    The input gate's colour check needs it, and the gray conversion throws colour away, so it is
+    measured here, on a grid of at most ~256x256 pixels (a few microseconds).
+    """
+    if pixels.ndim != 3 or pixels.shape[2] < 3:
+        return 0.0
+    step_y, step_x = max(1, pixels.shape[0] // 256), max(1, pixels.shape[1] // 256)
+    sample = pixels[::step_y, ::step_x, :3].astype(np.float32)
+    chroma = sample.max(axis=2) - sample.min(axis=2)
+    return float(chroma.mean() / float(np.iinfo(pixels.dtype).max))
+
+
 def color_to_gray_uint8(pixels: np.ndarray) -> np.ndarray:
     """BGR / BGRA (8 or 16 bit) -> uint8 ITU-R 601-2 luma, alpha composited on black.
 

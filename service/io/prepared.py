@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.dataset import Dataset
 
-from service.errors import UnsuitableImage
+from service.errors import NotAChestXray
 from service.io.decode import decode_image
 from service.io.pixels import display_gray, resize_gray
 from service.io.sniff import ImageFormat
@@ -50,6 +50,7 @@ class PreparedImage:
     model_gray: np.ndarray  # uint8 (model height, model width)
     display_gray: np.ndarray | None = None  # uint8 at output_size(width, height, max side)
     dicom_header: Dataset | None = None  # everything before the pixel data
+    colourfulness: float = 0.0  # of the original, for the input gate (decoding drops colour)
 
 
 def prepare_image(data: bytes, spec: DecodeSpec) -> PreparedImage:
@@ -64,7 +65,10 @@ def prepare_image(data: bytes, spec: DecodeSpec) -> PreparedImage:
     )
     gray = decoded.gray
     if int(gray.min()) == int(gray.max()):  # nothing to classify, whatever its size
-        raise UnsuitableImage("The image is blank: every pixel has the same value.")
+        raise NotAChestXray(
+            "This does not look like a frontal (PA/AP) chest radiograph: the image is blank "
+            "(every pixel has the same value)."
+        )
     header = None
     if spec.dicom_header and decoded.format is ImageFormat.DICOM:
         from service.io.dicom import parse_dicom
@@ -81,4 +85,5 @@ def prepare_image(data: bytes, spec: DecodeSpec) -> PreparedImage:
             else None
         ),
         dicom_header=header,
+        colourfulness=decoded.colourfulness,
     )

@@ -105,13 +105,13 @@ def test_concurrent_predictions_and_health(
     with TestClient(create_app(settings)) as client:
         assert client.get("/ready").status_code == 200
         service_state = client.app.state.service  # type: ignore[attr-defined]
-        real_predict = service_state.runtime.predict
+        real_predict = service_state.runtime.predict_with_features
 
         def held_predict(batch):  # type: ignore[no-untyped-def]
             release.wait(30)
             return real_predict(batch)
 
-        service_state.runtime.predict = held_predict  # type: ignore[method-assign]
+        service_state.runtime.predict_with_features = held_predict  # type: ignore[method-assign]
         with ThreadPoolExecutor(16) as pool:
             predictions = [
                 pool.submit(client.post, "/predict", files={"file": ("x", data)}) for _ in range(16)
@@ -134,7 +134,7 @@ def test_full_queue_answers_503_with_retry_after(
     settings = Settings(model_dir=tiny_model_dir, background_load=False, max_queue=0)
     with TestClient(create_app(settings)) as client:
         service_state = client.app.state.service  # type: ignore[attr-defined]
-        real_predict = service_state.runtime.predict
+        real_predict = service_state.runtime.predict_with_features
         entered = threading.Event()
 
         def held_predict(batch):  # type: ignore[no-untyped-def]
@@ -142,7 +142,7 @@ def test_full_queue_answers_503_with_retry_after(
             release.wait(30)
             return real_predict(batch)
 
-        service_state.runtime.predict = held_predict  # type: ignore[method-assign]
+        service_state.runtime.predict_with_features = held_predict  # type: ignore[method-assign]
         with ThreadPoolExecutor(1) as pool:
             first = pool.submit(client.post, "/predict", files={"file": ("x", data)})
             assert entered.wait(30)

@@ -13,7 +13,7 @@ import pytest
 
 from service.errors import Overloaded
 from service.inference.preprocess import to_model_input
-from service.inference.runtime import ClassifierRuntime
+from service.inference.runtime import ClassifierRuntime, Scores
 from service.inference.scheduler import InferenceScheduler
 
 
@@ -29,9 +29,9 @@ class HeldRuntime:
         self.entered.set()
         assert self.release.wait(30)
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
+    def predict_with_features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self._hold("predict", images)
-        return self.runtime.predict(images)
+        return self.runtime.predict_with_features(images)
 
     def explain(self, images: np.ndarray, targets: np.ndarray) -> Any:
         self._hold("explain", images)
@@ -109,7 +109,7 @@ def test_predict_and_explain_never_share_a_call(runtime) -> None:
     ]
     results = held_first_call(scheduler, held, calls)
     assert held.calls == [("predict", 1), ("explain", 2), ("predict", 2)]
-    np.testing.assert_allclose(results[4], runtime.predict(batch[4]), atol=1e-5)
+    np.testing.assert_allclose(results[4].probabilities, runtime.predict(batch[4]), atol=1e-5)
     scheduler.shutdown()
 
 
@@ -136,7 +136,7 @@ def test_full_queue_is_refused_at_once(runtime) -> None:
     # one running, two waiting (the queue's size), the fourth refused with Retry-After
     assert isinstance(results[3], Overloaded)
     assert results[3].headers == {"Retry-After": "3"}
-    assert all(isinstance(r, np.ndarray) for r in results[:3])
+    assert all(isinstance(r, Scores) for r in results[:3])
     assert held.calls == [("predict", 1), ("predict", 2)]
 
 
