@@ -39,7 +39,8 @@ def gallery_rows(
             chosen.append((best, f"most confident {name}"))
     mistakes = [r for r in scored if r.true_label in classes and r.label != r.true_label]
     mistakes.sort(key=lambda r: -r.probabilities[r.label])
-    for row in mistakes[: max(0, size - len(chosen))]:
+    shown = {r.path for r, _ in chosen}
+    for row in [r for r in mistakes if r.path not in shown][: max(0, size - len(chosen))]:
         chosen.append((row, f"confident mistake (true: {row.true_label})"))
     return chosen[:size]
 
@@ -54,7 +55,7 @@ def _png(figure: Figure) -> bytes:
 
 def _histograms(rows: list[ScoreRow], classes: list[str], by_label: bool) -> Figure:
     scored = [r for r in rows if r.status == OK]
-    figure = Figure(figsize=(4.2 * len(classes), 3.4))
+    figure = Figure(figsize=(4.2 * len(classes), 3.6), layout="constrained")
     groups = sorted({r.true_label for r in scored if r.true_label}) if by_label else ["all"]
     for i, name in enumerate(classes):
         axes = figure.add_subplot(1, len(classes), i + 1)
@@ -78,7 +79,7 @@ def _histograms(rows: list[ScoreRow], classes: list[str], by_label: bool) -> Fig
 
 
 def _confusion(metrics: Metrics, classes: list[str]) -> Figure:
-    figure = Figure(figsize=(4.8, 4.2))
+    figure = Figure(figsize=(4.8, 4.2), layout="constrained")
     axes = figure.add_subplot(1, 1, 1)
     counts = metrics.confusion
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)

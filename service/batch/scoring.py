@@ -13,12 +13,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from service.batch.rows import OK, REJECTED, ScoreRow
 from service.errors import PayloadTooLarge, ServiceError
-from service.inference.artifact import read_metadata
+from service.inference.artifact import ModelMetadata, read_metadata
 from service.inference.gate import judge
 from service.inference.preprocess import to_model_input
 from service.inference.render import render_cam
@@ -62,16 +63,43 @@ class _Decoded:
     failure: ScoreRow | None
 
 
-def read_file(path: str, max_bytes: int) -> bytes:
-    """The file's bytes, refusing what ``/predict`` would refuse for its size."""
+def check_file(path: str, max_bytes: int) -> None:
+    """Refuse, before reading, what ``/predict`` would refuse for its size, and what cannot be
+    read at all (Ray's binary reader would fail the whole dataset on it)."""
     try:
         size = os.stat(path).st_size
-        if size > max_bytes:
-            raise PayloadTooLarge(f"The file has {size} bytes; the limit is {max_bytes}.")
+    except OSError as exc:
+        raise UnreadableFile(f"The file cannot be read: {exc.strerror or exc}.") from exc
+    if size > max_bytes:
+        raise PayloadTooLarge(f"The file has {size} bytes; the limit is {max_bytes}.")
+    if not os.access(path, os.R_OK):
+        raise UnreadableFile("The file cannot be read: permission denied.")
+
+
+def read_file(path: str, max_bytes: int) -> bytes:
+    check_file(path, max_bytes)
+    try:
         with open(path, "rb") as handle:
             return handle.read()
     except OSError as exc:
         raise UnreadableFile(f"The file cannot be read: {exc.strerror or exc}.") from exc
+
+
+def failure_row(
+    job: Job, error: ServiceError, metadata: ModelMetadata, file_format: str = ""
+) -> ScoreRow:
+    return make_row(job, error.code, metadata, message=error.message, format=file_format)
+
+
+def make_row(job: Job, status: str, metadata: ModelMetadata, **fields: Any) -> ScoreRow:
+    return ScoreRow(
+        path=job.path,
+        status=status,
+        true_label=job.true_label,
+        model_name=metadata.name,
+        model_version=metadata.version,
+        **fields,
+    )
 
 
 class BatchScorer:
@@ -106,16 +134,8 @@ class BatchScorer:
     def classes(self) -> list[str]:
         return list(self.runtime.metadata.classes)
 
-    def _row(self, job: Job, status: str, **fields: object) -> ScoreRow:
-        meta = self.runtime.metadata
-        return ScoreRow(
-            path=job.path,
-            status=status,
-            true_label=job.true_label,
-            model_name=meta.name,
-            model_version=meta.version,
-            **fields,  # type: ignore[arg-type]
-        )
+    def _row(self, job: Job, status: str, **fields: Any) -> ScoreRow:
+        return make_row(job, status, self.runtime.metadata, **fields)
 
     def decode(self, job: Job, data: bytes | None = None) -> _Decoded:
         """Read (unless ``data`` is given) and decode; any failure becomes the file's row."""
@@ -131,8 +151,7 @@ class BatchScorer:
             file_format = str(sniff_format(data))  # cheap, here: no worker for a text file
             return _Decoded(job, self._decoder(data, self._spec), None)
         except ServiceError as exc:
-            failure = self._row(job, exc.code, message=exc.message, format=file_format)
-            return _Decoded(job, None, failure)
+            return _Decoded(job, None, failure_row(job, exc, self.runtime.metadata, file_format))
 
     def finish(self, decoded: _Decoded) -> Scored:
         """Model, gate and (when explaining) the Grad-CAM overlay for a decoded file."""
@@ -158,7 +177,7 @@ class BatchScorer:
             all_probabilities, all_pooled = self.runtime.predict_with_features(batch)
             probabilities, pooled = all_probabilities[0], all_pooled[0]
         header = image.dicom_header
-        common: dict[str, object] = {
+        common: dict[str, Any] = {
             "format": str(image.format),
             "width": image.width,
             "height": image.height,
