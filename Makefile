@@ -15,8 +15,9 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 $(BIN)/.installed: pyproject.toml
 	@PYTHON=$(PYTHON) scripts/system-deps venv
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,train,batch]'
+	$(BIN)/pip install -qq --upgrade pip
+	@# -qq: errors only (setuptools prints a generic notice on every editable install)
+	$(BIN)/pip install -qq -e '.[dev,train,batch]'
 	touch $@
 
 install: $(BIN)/.installed
