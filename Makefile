@@ -24,7 +24,7 @@ install: $(BIN)/.installed
 
 # Ray (cxr-score --ray, make serve-ray, the Ray tests): an optional extra, only where needed.
 $(BIN)/.ray-installed: $(BIN)/.installed
-	$(BIN)/pip install --quiet -e '.[ray]'
+	$(BIN)/pip install -qq -e '.[ray]'
 	touch $@
 
 install-ray: $(BIN)/.ray-installed
