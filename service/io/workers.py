@@ -28,6 +28,7 @@ import multiprocessing
 import queue
 import resource
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -172,7 +173,8 @@ class DecodePool:
                 worker = self._idle.get(timeout=_START_SECONDS)
             except queue.Empty:
                 raise RuntimeError("no decode worker could be started") from None
-            if worker.process.is_alive():
+            # An idle worker has nothing to say: readable means its end of the pipe closed.
+            if worker.process.is_alive() and not worker.connection.poll(0):
                 return worker
             self._discard(worker, "crashes")  # died while idle (killed from outside)
 
@@ -243,6 +245,12 @@ def worker_main(connection: Connection, memory_bytes: int, task: Task) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; the server decides
     cv2.setNumThreads(1)  # one decode per worker, one worker per core
+    if "tensorflow" in sys.modules:
+        # multiprocessing imports the server's main module into each worker (unless it is a
+        # package's __main__ or a script, as with `python -m service` or uvicorn): one that
+        # imports the app brings TensorFlow along, and its address space eats the limit.
+        main = getattr(sys.modules["__main__"], "__spec__", None)
+        logger.warning("decode worker loaded TensorFlow via main module %s", main)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     connection.send(("ready", None, _peak_rss_mib()))
     while True:
