@@ -9,7 +9,7 @@ export CXR_MODEL_DIR ?= models/cxr-vgg16-3class
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install system-deps serve test check format weights train evaluate export-fast bench clean
-.PHONY: soak burst
+.PHONY: soak burst fuzz
 .PHONY: install-ray score serve-ray bench-batch
 
 $(BIN)/.installed: pyproject.toml
@@ -67,6 +67,12 @@ export-fast: install
 
 bench: install
 	$(BIN)/python -m bench.run --model-dir $(CXR_MODEL_DIR)
+
+# Mutated real files through the decode worker pool (bench/fuzz.py); findings kept in
+# bench/results/tmp/fuzz-crashes. FUZZ_INPUTS=2000 for a quick look.
+FUZZ_INPUTS ?= 100000
+fuzz: install
+	$(BIN)/python -m bench.fuzz --inputs $(FUZZ_INPUTS)
 
 # Long mixed /predict + /explain load on the real service: errors, latency, RSS drift (bench/soak.py).
 SOAK_MINUTES ?= 30
