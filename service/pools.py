@@ -1,7 +1,8 @@
 """Every pool of worker threads and processes the service uses, owned in one place.
 
 Created and started in the app's lifespan (``service.main``) and shut down there; nothing
-creates a pool at import time. The model's own thread lives in the inference scheduler.
+creates a pool at import time. The model's own thread lives in the inference scheduler (also
+created and shut down by the lifespan).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class Pools:
         # Rendering encodes its two PNGs side by side (OpenCV releases the GIL); the second
         # one runs here, never in ``cpu``, where the render waiting for it may hold every thread.
         self.png = ThreadPoolExecutor(workers, thread_name_prefix="png")
+        # Blocking DICOMweb calls to the PACS (each bounded by CXR_DICOMWEB_TIMEOUT_SECONDS).
+        self.network = ThreadPoolExecutor(4, thread_name_prefix="pacs")
         # Every file decode, in worker processes with memory and time limits.
         self.decode = DecodePool(
             workers=workers,
@@ -41,6 +44,7 @@ class Pools:
         self.decode.close()
         self.cpu.shutdown(wait=False, cancel_futures=True)
         self.png.shutdown(wait=False, cancel_futures=True)
+        self.network.shutdown(wait=False, cancel_futures=True)
 
 
 async def run_in(

@@ -6,7 +6,7 @@ Failures become ``ServiceError``s with a message for the operator: 502 when the 
 reached or answers with an error, 504 when it does not answer in time. Messages name the
 PACS host and the step that failed, never the request's DICOM content.
 
-Callers run these methods in a worker thread (``asyncio.to_thread``): they block.
+Callers run these methods in a worker thread (``service.pools.Pools.network``): they block.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ a second run finds them in step 1 and stores nothing twice.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -106,7 +105,7 @@ def _outputs(
 
 async def _analyse_one(state: ServiceState, pacs: Pacs, header: Dataset, run: _Run) -> None:
     uids = [_uid(header, k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
-    source = await asyncio.to_thread(pacs.retrieve, *uids)
+    source = await run_in(state.pools.network, pacs.retrieve, *uids)
     data = await run_in(state.pools.cpu, to_bytes, source)
     try:
         explained = await analysis.explain_image(state, data, None)
@@ -136,7 +135,7 @@ def _stored(ds: Dataset) -> StoredInstance:
 
 async def _analyse_study(state: ServiceState, pacs: Pacs, study_uid: str) -> tuple[_Run, set[str]]:
     """Everything except storing: returns the built results and the SOP UIDs already present."""
-    headers = sorted(await asyncio.to_thread(pacs.study_metadata, study_uid), key=_order)
+    headers = sorted(await run_in(state.pools.network, pacs.study_metadata, study_uid), key=_order)
     run = _Run()
     for header in headers:
         reason = _skip_reason(header, state)
@@ -156,7 +155,7 @@ async def analyse_study(state: ServiceState, study_instance_uid: str) -> StudyAn
         new = [ds for ds in run.outputs if _uid(ds, "SOPInstanceUID") not in present]
         old = [ds for ds in run.outputs if _uid(ds, "SOPInstanceUID") in present]
         if new:
-            await asyncio.to_thread(pacs.store, new, study_instance_uid)
+            await run_in(state.pools.network, pacs.store, new, study_instance_uid)
     finally:
         pacs.close()
     logger.info(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import warnings
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -105,9 +106,11 @@ def orientation_of(exif: bytes) -> int:
     A malformed EXIF block is ignored, as browsers and viewers do: it says nothing reliable.
     """
     try:
-        value = Image.Exif()
-        value.load(exif)
-        orientation = value.get(_EXIF_ORIENTATION_TAG, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns on each corrupt entry: said below
+            value = Image.Exif()
+            value.load(exif)
+            orientation = value.get(_EXIF_ORIENTATION_TAG, 1)
     except Exception:  # Pillow's TIFF parser raises struct.error, ValueError, ... on garbage
         logger.info("malformed EXIF block ignored")
         return 1
