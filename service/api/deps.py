@@ -1,8 +1,8 @@
-"""Typed route dependencies: the service state, who is calling (API key and scopes), admission.
+"""Typed route dependencies: the service state and who is calling (API key and scopes).
 
-Routes declare what they need in their signature, e.g. ``caller: Inferrer, _: Admitted``; FastAPI
-resolves them in that order before the handler reads the body, so a missing key (401), a missing
-scope (403) or a full queue (503) costs no upload and no decode.
+Routes declare what they need in their signature, e.g. ``caller: Inferrer``; FastAPI resolves it
+before the handler reads the body, so a missing key (401) or scope (403) costs no upload and no
+decode. (The model queue's place is taken even earlier: ``middleware.AdmissionGate``.)
 
 Without ``CXR_API_KEYS_FILE`` the service is anonymous: requests arriving on a loopback address
 are served, others are refused unless ``CXR_ALLOW_ANONYMOUS=true`` (``python -m service`` also
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -109,12 +108,3 @@ class RequireScope:
 
 Inferrer = Annotated[Caller, Depends(RequireScope("infer"))]
 PacsUser = Annotated[Caller, Depends(RequireScope("pacs"))]
-
-
-async def admit(state: State) -> AsyncIterator[None]:
-    """A place in the model queue for the whole request, taken before its body is read."""
-    with state.scheduler.admit():
-        yield
-
-
-Admitted = Annotated[None, Depends(admit)]

@@ -9,6 +9,9 @@ Plain ASGI middleware, so each check costs a header look-up and runs before rout
   preflight (a "simple" request). State-changing requests whose ``Origin`` is neither this host
   nor in ``CXR_CORS_ORIGINS``, or that the browser marks ``Sec-Fetch-Site: cross-site``, get 403
   before any work, with or without API keys. Clients that are not browsers send neither header.
+- ``AdmissionGate``: a model route takes its place in the model queue (``scheduler.admit()``)
+  before anything else, its body included; with the queue full the 503 ``overloaded`` answer is
+  sent in the same step, without the route machinery, so a burst is refused in milliseconds.
 - ``BodyTimeout``: the whole body must arrive within ``CXR_BODY_TIMEOUT_SECONDS``; a stalled or
   short body (Content-Length larger than what is sent) gets 408 and the connection is closed.
 """
@@ -22,12 +25,14 @@ from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import Forbidden, RequestTimeout, ServiceError
+from service.errors import Forbidden, Overloaded, RequestTimeout, ServiceError
 from service.settings import Settings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MODEL_ROUTES = ("/predict", "/explain", "/pacs/")  # the POST routes that use the model
 DOCS_PATHS = ("/docs", "/redoc")
 
 _PAGE_POLICY = (
@@ -109,6 +114,41 @@ class CrossSiteGuard:
         await self.app(scope, receive, send)
 
 
+class AdmissionGate:
+    def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
+        self.app = app
+        self.routes = routes
+
+    def _name_route(self, scope: Scope) -> None:
+        """Record the route a refused request was for (the access log and metrics label it)."""
+        for route in self.routes:
+            if route.matches(scope)[0] is Match.FULL:
+                scope["route"] = route
+                return
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.get("state") or {}
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or "service" not in state
+            or not str(scope["path"]).startswith(MODEL_ROUTES)
+        ):
+            await self.app(scope, receive, send)
+            return
+        scheduler = state["service"].scheduler
+        try:
+            scheduler.reserve()
+        except Overloaded as refused:
+            self._name_route(scope)
+            await error_response(refused)(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            scheduler.release()
+
+
 class BodyTimeout:
     def __init__(self, app: ASGIApp, seconds: float) -> None:
         self.app = app
@@ -144,6 +184,7 @@ class BodyTimeout:
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the middleware; the last added runs first, so security headers wrap everything."""
     app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
+    app.add_middleware(AdmissionGate, routes=app.router.routes)
     app.add_middleware(CrossSiteGuard, allowed_origins=settings.cors_origin_list)
     app.add_middleware(
         CORSMiddleware,

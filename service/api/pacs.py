@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from service.api.deps import Admitted, PacsUser, State
+from service.api.deps import PacsUser, State
 from service.api.docs import AUTH_ERRORS, BUSY_ERRORS, error_responses, merge
 from service.dicom.pacs import StoreFailed
 from service.dicom.study import analyse_study
@@ -65,7 +65,6 @@ PACS_ERRORS = merge(
 async def analyze_study(
     state: State,
     _: PacsUser,
-    __: Admitted,
     study_instance_uid: Annotated[
         str,
         Path(

@@ -2,7 +2,8 @@
 
 ``/health``, ``/ready`` and ``/model`` are open (no patient data, and the page shows the model
 before asking for a key); ``/predict`` and ``/explain`` need the ``infer`` scope, a DICOM answer
-(patient data) ``dicom-out`` as well. Those checks and the queue place come before the body.
+(patient data) ``dicom-out`` as well. Those checks come before the body is read, and the place
+in the model queue before them (``middleware.AdmissionGate``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from service import analysis
-from service.api.deps import Admitted, Inferrer, State
+from service.api.deps import Inferrer, State
 from service.api.docs import IMAGE_ERRORS, NOT_READY, image_request_body
 from service.api.upload import read_upload
 from service.dicom.docs import DICOM_EXPLAIN_DESCRIPTION, DICOM_EXPLAIN_RESPONSES
@@ -79,7 +80,7 @@ async def model_info(state: State) -> ModelInfo:
     summary="Class probabilities for a chest radiograph (PNG, JPEG or DICOM)",
     openapi_extra=image_request_body(with_target=False),
 )
-async def predict(request: Request, state: State, _: Inferrer, __: Admitted) -> Prediction:
+async def predict(request: Request, state: State, _: Inferrer) -> Prediction:
     upload = await read_upload(request, limit=state.settings.max_upload_bytes)
     return await analysis.predict(state, upload.data)
 
@@ -97,7 +98,6 @@ async def explain(
     request: Request,
     state: State,
     caller: Inferrer,
-    _: Admitted,
     target: Annotated[
         str | None, Query(description="Class to explain (also a form or JSON field)")
     ] = None,

@@ -75,16 +75,23 @@ class InferenceScheduler:
             headers={"Retry-After": str(self._retry_after)},
         )
 
-    @contextmanager
-    def admit(self) -> Iterator[None]:
-        """A place for one request, held while it runs; 503 ``overloaded`` when none is left."""
+    def reserve(self) -> None:
+        """Take a place for one request (give it back with ``release``), or 503 ``overloaded``."""
         if self._admitted >= self._max_queue + self._concurrency * self._max_batch:
             raise self._overloaded()
         self._admitted += 1
+
+    def release(self) -> None:
+        self._admitted -= 1
+
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        """A place for one request, held while it runs; 503 ``overloaded`` when none is left."""
+        self.reserve()
         try:
             yield
         finally:
-            self._admitted -= 1
+            self.release()
 
     async def predict(self, runtime: ClassifierRuntime, images: np.ndarray) -> Scores:
         """Probabilities ``(1, classes)`` and the input gate's features for one image."""
