@@ -74,7 +74,6 @@ def _histograms(rows: list[ScoreRow], classes: list[str], by_label: bool) -> Fig
         axes.set_yscale("log" if by_label else "linear")
         if by_label:
             axes.legend(title="true label", fontsize="small")
-    figure.suptitle("Scores per class" + (", split by true label" if by_label else ""))
     return figure
 
 
