@@ -191,6 +191,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         allow_origins=settings.cors_origin_list,
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type", "Accept"],
+        expose_headers=["Retry-After", "WWW-Authenticate", "Content-Disposition"],
         max_age=600,
     )
     app.add_middleware(SecurityHeaders)

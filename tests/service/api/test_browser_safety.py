@@ -103,6 +103,7 @@ def test_cors_allows_only_the_configured_origins(
     assert "access-control-allow-origin" not in default.headers
     simple = cors_client.get("/model", headers={"Origin": VIEWER})
     assert simple.headers["access-control-allow-origin"] == VIEWER
+    assert "retry-after" in simple.headers["access-control-expose-headers"].lower()
 
 
 @pytest.mark.parametrize(
