@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -39,12 +38,7 @@ import numpy as np
 from service.errors import ServiceError
 from service.io.prepared import DecodeSpec
 from service.io.workers import DecodePool
-
-if TYPE_CHECKING:
-    from service.settings import Settings
-
-# Light imports only at module level: multiprocessing imports the main module (this one, under
-# ``python -m bench.fuzz``) into every decode worker, and ``service.settings`` loads Keras.
+from service.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 CRASHES = REPO / "bench" / "results" / "tmp" / "fuzz-crashes"
@@ -248,8 +242,6 @@ def main() -> int:
     parser.add_argument("--small-only", action="store_true", help="only the small seed copies")
     parser.add_argument("--crashes", type=Path, default=CRASHES)
     args = parser.parse_args()
-    from service.settings import Settings
-
     settings = Settings()
     pool_seeds = seeds(settings.data_dir / "originals", small_only=args.small_only)
     print(f"{len(pool_seeds)} seeds, {args.inputs:,} inputs, seed {args.seed}", flush=True)

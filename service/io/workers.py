@@ -31,6 +31,7 @@ import signal
 import sys
 import threading
 import time
+import types
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -226,13 +227,33 @@ class DecodePool:
             name="cxr-decode",
             daemon=True,
         )
-        process.start()
+        _start_without_main(process)
         theirs.close()
         worker = _Worker(process, ours)
         if not ours.poll(_START_SECONDS) or ours.recv()[0] != "ready":
             worker.kill()
             raise RuntimeError("decode worker did not start")
         return worker
+
+
+_MAIN_SWAP = threading.Lock()
+
+
+def _start_without_main(process: BaseProcess) -> None:
+    """Start ``process`` without multiprocessing running the server's ``__main__`` in it.
+
+    multiprocessing re-imports the parent's main module in every child (unless it is a
+    package's ``__main__``): a command-line tool that imports the app would load TensorFlow into
+    each worker, whose address space alone then exceeds the memory limit. Workers need nothing
+    from it, so it is hidden for the moment ``start`` records what the child should import.
+    """
+    with _MAIN_SWAP:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            process.start()
+        finally:
+            sys.modules["__main__"] = main
 
 
 def _peak_rss_mib() -> float:
@@ -245,12 +266,8 @@ def worker_main(connection: Connection, memory_bytes: int, task: Task) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; the server decides
     cv2.setNumThreads(1)  # one decode per worker, one worker per core
-    if "tensorflow" in sys.modules:
-        # multiprocessing imports the server's main module into each worker (unless it is a
-        # package's __main__ or a script, as with `python -m service` or uvicorn): one that
-        # imports the app brings TensorFlow along, and its address space eats the limit.
-        main = getattr(sys.modules["__main__"], "__spec__", None)
-        logger.warning("decode worker loaded TensorFlow via main module %s", main)
+    if "tensorflow" in sys.modules:  # its address space alone would eat the memory limit
+        logger.warning("decode worker has TensorFlow loaded: decodes may fail for memory")
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     connection.send(("ready", None, _peak_rss_mib()))
     while True:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -125,3 +126,33 @@ def test_workers_never_load_tensorflow(pool: DecodePool) -> None:
         maps = Path(f"/proc/{pid}/maps").read_text()
         assert "tensorflow" not in maps and "_pywrap" not in maps, pid
     assert sys.platform == "linux"
+
+
+def test_the_main_module_is_not_run_in_workers(tmp_path: Path, some_files: list[bytes]) -> None:
+    """multiprocessing would run a tool's main module (and the app and TensorFlow it imports)
+    in every worker; the pool hides it."""
+    (tmp_path / "image.jpeg").write_bytes(some_files[0])
+    script = tmp_path / "tool.py"
+    script.write_text(
+        "import os, pathlib, sys\n"
+        "here = pathlib.Path(sys.argv[1])\n"
+        "(here / f'ran-in-{os.getpid()}').touch()\n"
+        "if __name__ == '__main__':\n"
+        "    from service.io.workers import DecodePool\n"
+        "    from tests.service.io.test_workers import SPEC\n"
+        "    pool = DecodePool(workers=1, memory_mb=1536, timeout_seconds=30)\n"
+        "    pool.start()\n"
+        "    print(pool.run((here / 'image.jpeg').read_bytes(), SPEC).width)\n"
+        "    pool.close()\n"
+    )
+    repo = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        timeout=120,
+    )
+    assert done.stdout.strip() == "1616", done.stderr
+    assert len(list(tmp_path.glob("ran-in-*"))) == 1  # the tool itself, no worker
