@@ -28,7 +28,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 REPLICA_HEADER = b"x-serve-replica"  # which replica answered: load spreading is visible
 
 
-
 class ReplicaApp:
     """The app as Ray Serve needs it. Ray Serve runs the app's lifespan but, unlike uvicorn, does
     not copy its state (``{"service": ServiceState}``) into each request's scope; routes read it
@@ -78,11 +77,22 @@ class CxrService:
 
 
 def application(
-    replicas: int = 1, max_replicas: int | None = None, target_ongoing_requests: float = 4.0
+    replicas: int = 1,
+    max_replicas: int | None = None,
+    target_ongoing_requests: float = 4.0,
+    environment: dict[str, str] | None = None,
+    max_ongoing_requests: int = 16,
 ) -> Application:
     """``replicas`` fixed, or autoscaled from ``replicas`` up to ``max_replicas`` on the ongoing
-    requests per replica (queued + running; one model call runs at a time per replica)."""
-    options: dict[str, Any] = {"ray_actor_options": {"num_cpus": _replica_cpus()}}
+    requests per replica (queued + running; one model call runs at a time per replica).
+    ``environment``: ``CXR_*`` settings for the replicas (else they inherit Ray's)."""
+    actor_options: dict[str, Any] = {"num_cpus": _replica_cpus()}
+    if environment:
+        actor_options["runtime_env"] = {"env_vars": environment}
+    options: dict[str, Any] = {
+        "ray_actor_options": actor_options,
+        "max_ongoing_requests": max_ongoing_requests,  # more wait in the proxy for any replica
+    }
     if max_replicas and max_replicas > replicas:
         options["autoscaling_config"] = {
             "min_replicas": replicas,

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from service.batch.cli import main
+from service.batch.output import read_rows
+from service.batch.rows import ScoreRow
 from tests.tiny_model import CLASSES
 
 PER_CLASS = 2
@@ -41,3 +44,24 @@ EXPECTED_STATUS = {
 
 def expected_files(archive: Path) -> list[Path]:
     return sorted(p for p in archive.rglob("*") if p.is_file())
+
+
+def score(archive: Path, out: Path, model: Path, *extra: str) -> int:
+    return main([str(archive), "--out", str(out), "--model", str(model), *extra])
+
+
+@pytest.fixture(scope="session")
+def scored_csv(
+    archive: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("scored") / "results.csv"
+    report = out.with_name("report.html")
+    assert score(archive, out, tiny_model_dir, "--report", str(report)) == 0
+    return out
+
+
+def rows_by_relative_path(out: Path, archive: Path) -> dict[str, ScoreRow]:
+    rows = read_rows(out, CLASSES)
+    by_path = {str(Path(r.path).relative_to(archive)): r for r in rows}
+    assert len(by_path) == len(rows), "a file has more than one row"
+    return by_path

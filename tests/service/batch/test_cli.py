@@ -13,34 +13,17 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.batch.cli import main
 from service.batch.output import CsvWriter, read_rows
 from service.batch.rows import OK, ScoreRow
 from service.batch.run import _Interrupt, _run
 from service.batch.scoring import Scored
-from tests.service.batch.conftest import EXPECTED_STATUS, expected_files
+from tests.service.batch.conftest import (
+    EXPECTED_STATUS,
+    expected_files,
+    rows_by_relative_path,
+    score,
+)
 from tests.tiny_model import CLASSES
-
-
-def score(archive: Path, out: Path, model: Path, *extra: str) -> int:
-    return main([str(archive), "--out", str(out), "--model", str(model), *extra])
-
-
-@pytest.fixture(scope="module")
-def scored_csv(
-    archive: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    out = tmp_path_factory.mktemp("scored") / "results.csv"
-    report = out.with_name("report.html")
-    assert score(archive, out, tiny_model_dir, "--report", str(report)) == 0
-    return out
-
-
-def rows_by_relative_path(out: Path, archive: Path) -> dict[str, ScoreRow]:
-    rows = read_rows(out, CLASSES)
-    by_path = {str(Path(r.path).relative_to(archive)): r for r in rows}
-    assert len(by_path) == len(rows), "a file has more than one row"
-    return by_path
 
 
 def test_one_row_per_file_with_its_status(scored_csv: Path, archive: Path) -> None:
