@@ -42,6 +42,16 @@ def real_images(data_dir: Path, count: int) -> list[bytes]:
     return [(data_dir / row["path"]).read_bytes() for row in rows]
 
 
+def tree_rss_mib(pid: int) -> float:
+    """RSS of the server and its child processes (the decode workers), MiB."""
+    total = rss_mib(pid)
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    return total + sum(tree_rss_mib(int(child)) for child in children)
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan")}
@@ -89,14 +99,14 @@ async def soak(
             if response.status_code == 200:
                 health.append((time.perf_counter() - began) * 1000)
             if "minute_1" not in rss and time.perf_counter() - started >= 60:
-                rss["minute_1"] = rss_mib(pid)
+                rss["minute_1"], rss["tree_minute_1"] = rss_mib(pid), tree_rss_mib(pid)
             await asyncio.sleep(0.25)
 
     limits = httpx.Limits(max_connections=concurrency + 2)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
         await asyncio.gather(probe(http), *(client(http, n) for n in range(concurrency)))
     wall = time.perf_counter() - started
-    rss["end"] = rss_mib(pid)
+    rss["end"], rss["tree_end"] = rss_mib(pid), tree_rss_mib(pid)
     every = latencies["/predict"] + latencies["/explain"]
     first = rss.get("minute_1", float("nan"))
     return {
@@ -112,6 +122,8 @@ async def soak(
         "rss_mib_minute_1": round(first, 1),
         "rss_mib_end": round(rss["end"], 1),
         "rss_drift_percent": round((rss["end"] - first) / first * 100, 2),
+        "rss_mib_with_workers_minute_1": round(rss.get("tree_minute_1", float("nan")), 1),
+        "rss_mib_with_workers_end": round(rss["tree_end"], 1),
         "health": {"probes": len(health), **percentiles(health)},
     }
 
@@ -153,7 +165,9 @@ def main() -> None:
         f"              /predict {report['predict']}\n"
         f"              /explain {report['explain']}\n"
         f"  server RSS  minute 1 {report['rss_mib_minute_1']} MiB, end {report['rss_mib_end']}"
-        f" MiB, drift {report['rss_drift_percent']} %\n"
+        f" MiB, drift {report['rss_drift_percent']} %"
+        f" (with decode workers: {report['rss_mib_with_workers_minute_1']} ->"
+        f" {report['rss_mib_with_workers_end']} MiB)\n"
         f"  /health     {report['health']}\n"
         f"  written to {out.relative_to(REPO)}"
     )

@@ -12,7 +12,6 @@ refuses to bind such an address at all). The key's name, never the key, goes to
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 from dataclasses import dataclass
 from typing import Annotated
@@ -22,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.errors import Forbidden, Unauthorized
 from service.keys import SCOPES
+from service.pools import run_in
 from service.state import ServiceState
 
 bearer = HTTPBearer(
@@ -87,7 +87,7 @@ async def identify(request: Request, state: State, credentials: Credentials) -> 
     presented = credentials.credentials
     # A key verified before is a dictionary look-up; a new one costs an argon2 check, which
     # runs off the event loop.
-    record = keys.cached(presented) or await asyncio.to_thread(keys.verify, presented)
+    record = keys.cached(presented) or await run_in(state.pools.cpu, keys.verify, presented)
     if record is None:
         raise _unauthorized("The API key is not valid.", error="invalid_token")
     request.state.api_key_name = record.name
