@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    ray.init(address=args.address, include_dashboard=False)
+    ray.init(address=args.address or "local", include_dashboard=False)  # "local": a new Ray
     serve.start(http_options={"host": args.host, "port": args.port})
     # From the importable module, not ``__main__``: replicas import the class by name.
     from service import ray_serve

@@ -35,6 +35,7 @@ from service.inference.artifact import read_metadata
 from service.settings import Settings
 
 _BATCH_FILES = 4  # files per map_batches call: small, so rows stream back steadily
+_READ_CPUS = 0.25
 
 
 class ScoreActor:
@@ -71,6 +72,7 @@ def score_on_ray(
     explain: bool,
     actors: int,
     address: str | None = None,
+    actor_cpus: float = 1.0,
 ) -> Iterator[Scored]:
     """Rows for ``jobs`` (in the order Ray finishes them) from a Ray Data pipeline."""
     import ray
@@ -88,18 +90,21 @@ def score_on_ray(
         return
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, log_to_driver=False, include_dashboard=False)
+        # "local": a new Ray of our own, never whatever cluster this machine happens to run
+        ray.init(address=address or "local", log_to_driver=False, include_dashboard=False)
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # cxr-score shows its own bar
         settings = settings.model_copy(update={"model_dir": settings.model_dir.resolve()})
-        dataset = ray.data.read_binary_files(readable, include_paths=True).map_batches(
+        # Reading is I/O: a quarter CPU each, so reads still run beside actors holding every CPU.
+        files = ray.data.read_binary_files(readable, include_paths=True, num_cpus=_READ_CPUS)
+        dataset = files.map_batches(
             ScoreActor,
             fn_constructor_kwargs={"settings": settings, "explain": explain},
             batch_size=_BATCH_FILES,
             batch_format="numpy",
-            concurrency=actors,
-            num_cpus=1,
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=actor_cpus,
         )
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             for record, overlay in zip(batch["record"], batch["overlay"], strict=True):
