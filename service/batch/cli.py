@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ray.add_argument("--ray", action="store_true", help="score on Ray Data (a local Ray)")
     ray.add_argument("--ray-address", help="score on this Ray cluster, e.g. ray://head:10001")
     ray.add_argument("--actors", type=int, default=1, help="model actors (each loads the model)")
+    ray.add_argument("--actor-cpus", type=float, default=1.0, help="CPUs Ray reserves per actor")
     return parser.parse_args(argv)
 
 

@@ -106,6 +106,7 @@ def _score_and_report(
                 explain=bool(args.explain_dir),
                 actors=args.actors,
                 address=args.ray_address,
+                actor_cpus=args.actor_cpus,
             )
         else:
             scorer = _local_scorer(settings, args.workers, stack, explain=bool(args.explain_dir))
