@@ -17,7 +17,8 @@ def absolute(path: Path | str) -> str:
 
 def find_files(paths: Iterable[Path], *, exclude: Iterable[Path] = ()) -> list[str]:
     """Every regular file under ``paths`` (recursively), sorted, each once. The type is decided
-    later from the content, so no extension filter; hidden files and folders are skipped."""
+    later from the content, so no extension filter; hidden files and folders are skipped, and so
+    is everything in ``exclude`` (files or folders: our own outputs inside a scanned tree)."""
     skipped = {absolute(p) for p in exclude}
     found: set[str] = set()
     for root in paths:
@@ -27,7 +28,11 @@ def find_files(paths: Iterable[Path], *, exclude: Iterable[Path] = ()) -> list[s
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: no such file or folder")
         for folder, subfolders, files in os.walk(root, followlinks=False):
-            subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+            subfolders[:] = [
+                d
+                for d in subfolders
+                if not d.startswith(".") and absolute(Path(folder) / d) not in skipped
+            ]
             found.update(absolute(Path(folder) / f) for f in files if not f.startswith("."))
     return sorted(found - skipped)
 

@@ -58,6 +58,17 @@ def _overlay_path(explain_dir: Path, path: str, root: str) -> Path:
     return explain_dir / f"{relative}.overlay.png"
 
 
+def _own_outputs(args: argparse.Namespace) -> list[Path]:
+    """What this command writes, never to be scored on a rerun if it lies in a scanned tree."""
+    outputs: list[Path] = [args.out]
+    if args.explain_dir:
+        outputs.append(args.explain_dir)
+    if args.report:
+        outputs.append(args.report)
+        outputs += args.report.parent.glob(f"{args.report.stem}-*.png")
+    return outputs
+
+
 def score_command(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     updates: dict[str, object] = {"background_load": False}
@@ -69,7 +80,7 @@ def score_command(args: argparse.Namespace) -> int:
     metadata = read_metadata(settings.model_dir)  # a bad model folder stops here, clearly
     classes = list(metadata.classes)
     try:
-        files = find_files(args.paths, exclude=[args.out, *([args.report] if args.report else [])])
+        files = find_files(args.paths, exclude=_own_outputs(args))
     except FileNotFoundError as exc:
         print(f"cxr-score: {exc}", file=sys.stderr)
         return 2

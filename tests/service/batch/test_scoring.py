@@ -59,3 +59,18 @@ def test_folder_labels_are_the_nearest_class_folder(tmp_path: Path) -> None:
     label = folder_labeller([tmp_path], ["covid", "normal", "pneumonia"])
     assert [label(f) for f in files] == ["normal", "covid", ""]
     assert folder_labeller([tmp_path / "covid"], ["covid"])(files[1]) == "covid"  # the root's name
+
+
+def test_our_own_outputs_inside_the_tree_are_not_scanned(tmp_path: Path) -> None:
+    (tmp_path / "covid").mkdir()
+    (tmp_path / "covid" / "x.png").write_bytes(b"x")
+    (tmp_path / "out.parquet").mkdir()
+    (tmp_path / "out.parquet" / "part-000000.parquet").write_bytes(b"x")
+    (tmp_path / "cams" / "covid").mkdir(parents=True)
+    (tmp_path / "cams" / "covid" / "x.png.overlay.png").write_bytes(b"x")
+    (tmp_path / "report-histograms.png").write_bytes(b"x")
+    found = find_files(
+        [tmp_path],
+        exclude=[tmp_path / "out.parquet", tmp_path / "cams", tmp_path / "report-histograms.png"],
+    )
+    assert found == [str(tmp_path / "covid" / "x.png")]
