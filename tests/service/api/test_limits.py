@@ -86,3 +86,24 @@ def test_stalled_body_gets_408_while_others_are_served(tiny_model_dir: Path) -> 
             assert order == ["health", "stalled"]
 
     run(scenario())
+
+
+def test_client_leaving_mid_upload_is_not_an_internal_error(tiny_model_dir: Path) -> None:
+    app = create_app(Settings(model_dir=tiny_model_dir, background_load=False))
+
+    async def scenario() -> None:
+        async with running_app(app) as state:
+            sent = False
+
+            async def receive() -> dict[str, Any]:
+                nonlocal sent
+                if not sent:
+                    sent = True
+                    return {"type": "http.request", "body": b"\x89PNG", "more_body": True}
+                return {"type": "http.disconnect"}
+
+            answer = await call(app, state, "POST", "/predict", receive, headers=UPLOAD)
+            assert answer.status == 499, answer.body
+            assert b'"client_closed_request"' in answer.body
+
+    run(scenario())
