@@ -61,3 +61,16 @@ def test_slow_loris_body_is_cut_off(service_url: str) -> None:
             if answer:
                 break
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+
+
+def test_oversized_headers_are_refused(service_url: str) -> None:
+    sock, host = _connect(service_url)
+    with sock:
+        # 1 MiB: it reaches the parser in pieces, and the unfinished head passes the limit.
+        padding = "".join(f"X-Padding-{i}: {'a' * 1000}\r\n" for i in range(1024))
+        try:
+            sock.sendall(f"GET /health HTTP/1.1\r\nHost: {host}\r\n{padding}\r\n".encode())
+            answer = _read_until_closed(sock)
+        except (ConnectionResetError, BrokenPipeError):  # closed while the head was coming
+            answer = b""
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer[:200]
