@@ -15,6 +15,7 @@ import sys
 
 import uvicorn
 
+from service.http_protocol import H11WithHeadTimeout
 from service.settings import Settings, get_settings
 
 
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args(argv)
-    problem = exposure_problem(get_settings(), args.host)
+    settings = get_settings()
+    problem = exposure_problem(settings, args.host)
     if problem:
         print(problem, file=sys.stderr)
         return 2
@@ -58,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         timeout_keep_alive=5,  # idle keep-alive connections are closed after 5 s
         # h11, not httptools: httptools takes request headers of any size (memory per
         # connection without bound), h11 refuses a request line + headers over 16 KiB. Its
-        # parsing costs microseconds against a model call of tens of milliseconds.
-        http="h11",
+        # parsing costs microseconds against a model call of tens of milliseconds. And a head
+        # must arrive within CXR_HEAD_TIMEOUT_SECONDS (uvicorn itself has no such limit).
+        http=type(
+            "H11", (H11WithHeadTimeout,), {"head_timeout_seconds": settings.head_timeout_seconds}
+        ),
         h11_max_incomplete_event_size=16 * 1024,
     )
     return 0

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(
         30.0, gt=0, description="Time for a request body to arrive in full before 408"
     )
+    head_timeout_seconds: float = Field(
+        10.0, gt=0, description="Time for a request line and headers to arrive (python -m service)"
+    )
     data_dir: Path = Field(
         REPO_ROOT.parent / "shared" / "data" / "cxr",
         description="Labelled CXR data (training, tests)",

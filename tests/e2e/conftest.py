@@ -76,6 +76,7 @@ def artifacts() -> Path:
 
 
 BODY_TIMEOUT_SECONDS = 3  # short, for the slow-body tests; page uploads take milliseconds
+HEAD_TIMEOUT_SECONDS = 3
 
 
 @contextmanager
@@ -94,6 +95,7 @@ def running_service(
         "CXR_TF_INTER_OP_THREADS": "1",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "CXR_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT_SECONDS),
+        "CXR_HEAD_TIMEOUT_SECONDS": str(HEAD_TIMEOUT_SECONDS),
         **(extra_env or {}),
     }
     command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)]

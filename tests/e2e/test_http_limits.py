@@ -7,7 +7,7 @@ import time
 import urllib.request
 from urllib.parse import urlsplit
 
-from tests.e2e.conftest import BODY_TIMEOUT_SECONDS
+from tests.e2e.conftest import BODY_TIMEOUT_SECONDS, HEAD_TIMEOUT_SECONDS
 
 HEAD = (
     "POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: image/png\r\n"
@@ -74,3 +74,22 @@ def test_oversized_headers_are_refused(service_url: str) -> None:
         except (ConnectionResetError, BrokenPipeError):  # closed while the head was coming
             answer = b""
     assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer[:200]
+
+
+def test_slow_head_is_cut_off_while_others_are_served(service_url: str) -> None:
+    sock, host = _connect(service_url)
+    with sock:
+        sock.sendall(f"GET /health HTTP/1.1\r\nHost: {host}\r\n".encode())
+        sock.settimeout(0.5)
+        closed = False
+        deadline = time.monotonic() + HEAD_TIMEOUT_SECONDS * 5
+        while time.monotonic() < deadline and not closed:
+            try:
+                sock.sendall(b"X-Slow: a\r\n")  # a header line now and then, never the end
+                closed = sock.recv(65536) == b""
+            except TimeoutError:
+                with urllib.request.urlopen(f"{service_url}/health", timeout=5) as health:
+                    assert health.status == 200  # everyone else is served meanwhile
+            except OSError:
+                closed = True
+    assert closed
