@@ -181,7 +181,7 @@ class BatchScorer:
             "format": str(image.format),
             "width": image.width,
             "height": image.height,
-            "sop_instance_uid": str(header.get("SOPInstanceUID", "")) if header else "",
+            "sop_instance_uid": "" if header is None else str(header.get("SOPInstanceUID", "")),
         }
         mode = self.settings.input_gate
         if mode != "off":
