@@ -85,8 +85,8 @@ burst: install
 
 # Score folders into a CSV (or .parquet) with an HTML report: README "Batch scoring".
 SCORE_PATHS  ?= ../shared/data/cxr/images
-SCORE_OUT    ?= results.csv
-SCORE_REPORT ?= report.html
+SCORE_OUT    ?= artifacts/score/results.csv
+SCORE_REPORT ?= artifacts/score/report.html
 score: install
 	$(BIN)/cxr-score $(SCORE_PATHS) --model $(CXR_MODEL_DIR) --out $(SCORE_OUT) --report $(SCORE_REPORT)
 

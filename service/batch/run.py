@@ -104,6 +104,9 @@ def _score_and_report(
 ) -> int:
     metadata = read_metadata(settings.model_dir)
     classes = list(metadata.classes)
+    for output in (args.out, args.report):
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
     writer = open_writer(args.out, classes)
     interrupt = _Interrupt()
     scorer: BatchScorer | None = None
