@@ -10,7 +10,9 @@ from typing import Any
 
 from service.api.upload import EmptyUpload, too_large
 from service.errors import (
+    DecodeTimeout,
     Forbidden,
+    ImageTooComplex,
     ImageTooLarge,
     InvalidImage,
     InvalidRequest,
@@ -103,10 +105,12 @@ IMAGE_ERRORS = merge(
         RequestTimeout("The request body did not arrive within 30 s."),
         too_large(20 * 1024 * 1024),
         ImageTooLarge("Image of 10000 x 8000 pixels exceeds the limit of 50,000,000 pixels."),
+        ImageTooComplex("Decoding the image needs more memory than a decoder may use."),
         UnsupportedMediaType(
             "Unrecognised file type: send a PNG, JPEG or DICOM (Part-10) chest radiograph."
         ),
         InvalidImage("The PNG file is corrupt or truncated."),
+        DecodeTimeout("Decoding the image took longer than 10 s; it was stopped."),
         InvalidRequest("Unknown target 'edema'; choose one of: covid, normal, pneumonia."),
         EmptyUpload("The uploaded file is empty."),
         UnsuitableImage("Modality CT is not a chest radiograph (accepted: CR, DX)."),
