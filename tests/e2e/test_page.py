@@ -352,3 +352,26 @@ def test_page_and_assets_are_served_and_self_contained(service_url: str) -> None
             assert text == (static / name.removeprefix("static/")).read_text()
     with urllib.request.urlopen(f"{service_url}/") as response:
         assert "NOT FOR DIAGNOSTIC USE" in response.read().decode()
+
+
+def test_input_gate_refusal_in_plain_words_and_previous_result_kept(
+    page: Any, originals: Path, tmp_path: Path
+) -> None:
+    """A uniform gray image is not a chest X-ray: the page says so and keeps the last result."""
+    upload(page, originals / SMALL_PNG)
+    shown = shown_probabilities(page)
+    gray = tmp_path / "gray.png"
+    ok, encoded = cv2.imencode(".png", np.full((300, 300), 128, np.uint8))
+    assert ok
+    gray.write_bytes(encoded.tobytes())
+    with page.expect_response(lambda r: is_explain(r.request)) as answer:
+        page.set_input_files("#file", str(gray))
+    assert answer.value.status == 422
+    assert json.loads(answer.value.text())["error"]["code"] == "not_a_chest_xray"
+    page.locator("#error").wait_for(state="visible")
+    assert page.inner_text("#error-title") == (
+        "This does not look like a frontal chest X-ray, so it was not classified (422)."
+    )
+    assert "frontal (PA/AP) chest radiograph" in page.inner_text("#error-detail")
+    page.wait_for_function("document.querySelector('#spinner').hidden")
+    assert shown_probabilities(page) == shown
