@@ -19,7 +19,7 @@ def _metadata(classes: list[str], val_f1: float = 0.90, gate: dict | None = None
         input=InputSpec(height=224, width=224),
         preprocessing="gray-area-resize-rgb3-vgg16-caffe-v1",
         sha256="0" * 64,
-        training={"phases": {"phase2": {"val_macro_f1": val_f1}}},
+        training={"phases": {"phase1": {"val_macro_f1": 0.99}, "phase2": {"val_macro_f1": val_f1}}},
         **extra,
     )
 
