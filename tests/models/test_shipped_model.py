@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from service.inference.artifact import read_metadata
 from service.inference.backends import choose_backend
 from service.inference.preprocess import to_model_batch
 from service.inference.runtime import ClassifierRuntime
+from service.main import create_app
+from service.settings import Settings
 from training.data import load_gray, read_manifest, select
 from training.fast_export import GATES, compare
+from training.gate import synthetic_inputs
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "cxr-vgg16-3class"
 
@@ -30,7 +35,8 @@ def metadata():
 def test_parity_report_is_complete_and_the_default_passed_it(metadata) -> None:
     parity = metadata.backends["parity"]
     assert parity["gates"] == GATES
-    assert parity["test_images"] == 239  # the whole test split
+    test_split = [r for r in read_manifest(Settings().data_dir) if r.split == "test"]
+    assert parity["test_images"] == len(test_split)  # the whole test split
     default = metadata.backends["default"]
     assert choose_backend("auto", metadata) == default
     if default != "tensorflow":
@@ -56,3 +62,46 @@ def test_default_backend_keeps_parity_on_real_test_images(metadata, data_dir: Pa
     assert figures["argmax_agreement"] == 1.0
     assert figures["max_abs_prob_delta"] <= GATES["max_abs_prob_delta_max"], figures
     assert figures["gradcam_correlation_mean"] >= GATES["gradcam_correlation_min"], figures
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(Settings(model_dir=SHIPPED, background_load=False))) as served:
+        yield served
+
+
+def _png(image: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".png", image)
+    assert ok
+    return encoded.tobytes()
+
+
+def test_ships_with_a_calibration_and_an_input_gate(metadata) -> None:
+    assert "gate.json" in metadata.files  # checksummed, so verified at start-up
+    gate = metadata.model_extra["gate"]
+    assert gate["target_false_rejection"] == 0.01
+    assert metadata.calibration is not None and metadata.calibration.temperature > 0
+
+
+def test_gate_refuses_synthetic_non_xrays(client: TestClient) -> None:
+    """Blank, black, white, noise, colour photo, document, tiny: none is classified."""
+    for name, image in synthetic_inputs().items():
+        response = client.post("/predict", files={"file": ("x.png", _png(image))})
+        assert response.status_code == 422, (name, response.text)
+        error = response.json()["error"]
+        assert error["code"] in {"not_a_chest_xray", "unsuitable_image"}, (name, error)
+        if error["code"] == "unsuitable_image":
+            assert "at least" in error["message"], name  # only the minimum-size refusal
+
+
+def test_gate_passes_test_xrays_of_every_source(client: TestClient, data_dir: Path) -> None:
+    records = [r for r in read_manifest(data_dir) if r.split == "test"]
+    by_source: dict[str, list] = {}
+    for record in records:
+        by_source.setdefault(record.source_repo, []).append(record)
+    for source, rows in sorted(by_source.items()):
+        for record in rows[:2]:
+            data = (data_dir / record.path).read_bytes()
+            response = client.post("/predict", files={"file": ("x.png", data)})
+            assert response.status_code == 200, (source, record.path, response.text)
+            assert response.json()["input_check"]["passed"] is True
