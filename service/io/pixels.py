@@ -76,13 +76,13 @@ def colourfulness(pixels: np.ndarray) -> float:
     """Mean chroma (max - min channel over full scale, 0..1) of a BGR(A) image; 0 for gray.
 
     The input gate's colour check needs it, and the gray conversion throws colour away, so it is
-    measured here, on a grid of at most ~256x256 pixels (a few microseconds).
+    measured here, on a grid of at most ~128x128 pixels, in the image's own integer type.
     """
     if pixels.ndim != 3 or pixels.shape[2] < 3:
         return 0.0
-    step_y, step_x = max(1, pixels.shape[0] // 256), max(1, pixels.shape[1] // 256)
-    sample = pixels[::step_y, ::step_x, :3].astype(np.float32)
-    chroma = sample.max(axis=2) - sample.min(axis=2)
+    step_y, step_x = max(1, pixels.shape[0] // 128), max(1, pixels.shape[1] // 128)
+    sample = pixels[::step_y, ::step_x, :3]
+    chroma = sample.max(axis=2) - sample.min(axis=2)  # never negative: no overflow
     return float(chroma.mean() / float(np.iinfo(pixels.dtype).max))
 
 
