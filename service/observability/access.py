@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.observability.metrics import ServiceMetrics
@@ -62,9 +63,30 @@ def request_id_of(scope: Scope) -> str:
 
 
 def route_template(scope: Scope) -> str:
-    """The matched route's path template; one label value for every unmatched path."""
+    """The matched route's path template; one label value for every unmatched path.
+
+    A request refused before routing (admission: a full queue answers 503 before the body is
+    read) has no ``route`` in its scope yet, so the app's routes are matched here instead.
+    """
     path = getattr(scope.get("route"), "path", None)
-    return str(path) if path else "unmatched"
+    if path:
+        return str(path)
+    return _match(getattr(scope.get("app"), "routes", ()), scope) or "unmatched"
+
+
+def _match(routes: Any, scope: Scope) -> str | None:
+    """The template of the route that fully matches ``scope``, looking into included routers."""
+    for route in routes:
+        if not isinstance(route, BaseRoute) or route.matches(scope)[0] is not Match.FULL:
+            continue
+        path = getattr(route, "path", None)
+        if path:
+            return str(path)
+        router = getattr(route, "original_router", None) or getattr(route, "router", None)
+        found = _match(getattr(router, "routes", ()), scope)
+        if found:
+            return found
+    return None
 
 
 def _error_code(body: bytes) -> str | None:
