@@ -46,12 +46,16 @@ class ViewSampler(keras.utils.PyDataset):
 
 
 def run_phase(
-    name, model, train_data, x_val, y_val, phase_cfg, run_dir, n_classes, fit_kwargs, after=None
-):
+    name, model, train_data, x_val, y_val, phase_cfg, run_dir, n_classes, fit_kwargs,
+    after=None, start_best=None,
+):  # fmt: skip
     """One training phase with resumable backups; returns the best val score. Skips if done.
 
     ``after``: a previous phase on the same model; its best checkpoint and score are this
     phase's starting best, so a continuation phase can only replace it by doing better on val.
+    ``start_best``: the val result of the model's current weights (e.g. phase 1's head on the
+    ImageNet block5): they are this phase's starting best, so fine-tuning that makes val worse
+    is thrown away instead of exported (it happened to covid-vs-pneumonia: 0.893 -> 0.848).
     """
     best_path, done_path = run_dir / f"{name}.best.weights.h5", run_dir / f"{name}.done.json"
     if done_path.is_file():
@@ -62,6 +66,10 @@ def run_phase(
     if after is not None and not state_path.is_file():
         shutil.copy(run_dir / f"{after}.best.weights.h5", best_path)
         shutil.copy(run_dir / f"{after}.state.json", state_path)
+    elif start_best is not None and not state_path.is_file():
+        model.save_weights(best_path)
+        best = [round(start_best["val_macro_f1"], 4), -start_best["val_loss"]]
+        state_path.write_text(json.dumps({"best": best, "epoch": 0}))
     # label_smoothing (optional, per phase): softer targets, a regulariser for small data
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=phase_cfg.get("label_smoothing", 0))
     model.compile(optimizer=keras.optimizers.Adam(phase_cfg["lr"]), loss=loss)
