@@ -14,6 +14,7 @@ from functools import partial
 from typing import ParamSpec, TypeVar
 
 from service.io.workers import DecodePool
+from service.priority import lower_thread_priority
 from service.settings import Settings
 
 P = ParamSpec("P")
@@ -22,12 +23,16 @@ T = TypeVar("T")
 
 class Pools:
     def __init__(self, settings: Settings) -> None:
-        workers = settings.decode_concurrency
+        workers, niceness = settings.decode_concurrency, settings.work_niceness
         # Blocking CPU work of a request: Grad-CAM rendering, DICOM building and writing.
-        self.cpu = ThreadPoolExecutor(workers, thread_name_prefix="cpu")
+        self.cpu = ThreadPoolExecutor(
+            workers, "cpu", initializer=lower_thread_priority, initargs=(niceness,)
+        )
         # Rendering encodes its two PNGs side by side (OpenCV releases the GIL); the second
         # one runs here, never in ``cpu``, where the render waiting for it may hold every thread.
-        self.png = ThreadPoolExecutor(workers, thread_name_prefix="png")
+        self.png = ThreadPoolExecutor(
+            workers, "png", initializer=lower_thread_priority, initargs=(niceness,)
+        )
         # Blocking DICOMweb calls to the PACS (each bounded by CXR_DICOMWEB_TIMEOUT_SECONDS).
         self.network = ThreadPoolExecutor(4, thread_name_prefix="pacs")
         # Every file decode, in worker processes with memory and time limits.
@@ -35,6 +40,7 @@ class Pools:
             workers=workers,
             memory_mb=settings.decode_memory_mb,
             timeout_seconds=settings.decode_timeout_seconds,
+            niceness=niceness,
         )
 
     def start(self) -> None:

@@ -15,6 +15,8 @@ from service.observability.logs import LogFormat
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "cxr-vgg16-3class"
+# Served beside the default when present; relative entries of this default are under REPO_ROOT.
+DEFAULT_EXTRA_MODEL_DIRS = "models/cxr-vgg16-covid-vs-normal,models/cxr-vgg16-covid-vs-pneumonia"
 
 DISCLAIMER = (
     "Research software. NOT a medical device and NOT for diagnostic use: the output must not be "
@@ -27,6 +29,11 @@ class Settings(BaseSettings):
 
     model_dir: Path = Field(
         DEFAULT_MODEL_DIR, description="Folder with model.keras + metadata.json"
+    )
+    extra_model_dirs: str = Field(
+        DEFAULT_EXTRA_MODEL_DIRS,
+        description="Comma-separated further model folders, chosen per request with `model`; "
+        "folders of the default list that do not exist are skipped, set ones must exist",
     )
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Largest accepted file")
     max_image_pixels: int = Field(50_000_000, gt=0, description="Largest width x height")
@@ -49,6 +56,13 @@ class Settings(BaseSettings):
         0.0, ge=0.0, le=100.0, description="Extra wait to gather a batch (0: only what is waiting)"
     )
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with a full queue")
+    work_niceness: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="Nice value of model, decode and rendering threads, so the event loop "
+        "(health checks, 503s) runs first under load (0: same priority)",
+    )
     decode_concurrency: int = Field(
         2, ge=1, description="Decode worker processes (images decoded at once) and PNG threads"
     )
@@ -117,6 +131,18 @@ class Settings(BaseSettings):
         REPO_ROOT.parent / "shared" / "data" / "cxr",
         description="Labelled CXR data (training, tests)",
     )
+
+    @property
+    def extra_model_dirs_explicit(self) -> bool:
+        """True when ``CXR_EXTRA_MODEL_DIRS`` was set (then every folder must exist)."""
+        return "extra_model_dirs" in self.model_fields_set
+
+    @property
+    def extra_model_dir_list(self) -> list[Path]:
+        folders = [Path(p.strip()) for p in self.extra_model_dirs.split(",") if p.strip()]
+        if self.extra_model_dirs_explicit:
+            return folders
+        return [p if p.is_absolute() else REPO_ROOT / p for p in folders]
 
     @property
     def cors_origin_list(self) -> list[str]:

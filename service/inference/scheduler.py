@@ -29,6 +29,7 @@ import numpy as np
 
 from service.errors import Overloaded
 from service.inference.runtime import ClassifierRuntime, Explanation, Scores
+from service.priority import lower_thread_priority
 
 Kind = Literal["predict", "explain"]
 
@@ -58,8 +59,14 @@ class InferenceScheduler:
         max_batch: int = 1,
         batch_window_ms: float = 0.0,
         on_model_call: ModelCallObserver | None = None,
+        niceness: int = 0,
     ) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="model")
+        self._executor = ThreadPoolExecutor(
+            max_workers=concurrency,
+            thread_name_prefix="model",
+            initializer=lower_thread_priority,
+            initargs=(niceness,),  # the event loop first (service/priority.py)
+        )
         self._concurrency, self._max_queue, self._max_batch = concurrency, max_queue, max_batch
         self._window_s = batch_window_ms / 1000
         self._retry_after = retry_after_seconds

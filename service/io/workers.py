@@ -43,6 +43,7 @@ from typing import Any
 import service.io.dicom  # noqa: F401  (pydicom and its codecs: preloaded by the forkserver)
 from service.errors import DecodeTimeout, ImageTooComplex, InvalidImage, ServiceError
 from service.io.prepared import DecodeSpec, PreparedImage, prepare_image
+from service.priority import lower_thread_priority
 
 logger = logging.getLogger("service.decode")
 
@@ -85,9 +86,10 @@ class DecodePool:
         workers: int,
         memory_mb: int,
         timeout_seconds: float,
+        niceness: int = 0,
         task: Task = prepare_image,
     ) -> None:
-        self._size, self._task = workers, task
+        self._size, self._task, self._niceness = workers, task, niceness
         self._memory_bytes, self._timeout = memory_mb * 2**20, timeout_seconds
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload([__name__])
@@ -98,7 +100,12 @@ class DecodePool:
         self._counts: Counter[str] = Counter()
         self._peak_rss_mib = 0.0
         # Waiting on a worker blocks a thread: these threads do only that, one per worker.
-        self._dispatch = ThreadPoolExecutor(workers, thread_name_prefix="decode")
+        self._dispatch = ThreadPoolExecutor(
+            workers,
+            thread_name_prefix="decode",
+            initializer=lower_thread_priority,
+            initargs=(niceness,),
+        )
 
     def start(self) -> None:
         """Start the workers in the background; the first requests wait for them."""
@@ -223,7 +230,7 @@ class DecodePool:
         ours, theirs = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=worker_main,
-            args=(theirs, self._memory_bytes, self._task),
+            args=(theirs, self._memory_bytes, self._task, self._niceness),
             name="cxr-decode",
             daemon=True,
         )
@@ -260,10 +267,11 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def worker_main(connection: Connection, memory_bytes: int, task: Task) -> None:
+def worker_main(connection: Connection, memory_bytes: int, task: Task, niceness: int) -> None:
     """A worker's life: limits on, then one (data, spec) -> answer after another."""
     import cv2
 
+    lower_thread_priority(niceness)  # the server's event loop first (service/priority.py)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; the server decides
     cv2.setNumThreads(1)  # one decode per worker, one worker per core
     if "tensorflow" in sys.modules:  # its address space alone would eat the memory limit
