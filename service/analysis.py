@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
-from service.errors import InvalidRequest, NotAChestXray, NotReady
+from service.errors import InvalidRequest, NotAChestXray
 from service.inference.gate import EXPECTED, judge
 from service.inference.preprocess import to_model_input
 from service.inference.render import RenderedCam, render_cam
@@ -44,10 +44,10 @@ def _milliseconds(start: float) -> float:
     return round((time.perf_counter() - start) * 1000.0, 2)
 
 
-def require_runtime(state: ServiceState) -> ClassifierRuntime:
-    if state.runtime is None:
-        raise NotReady("The model is still loading; retry shortly.", headers={"Retry-After": "2"})
-    return state.runtime
+def require_runtime(state: ServiceState, model: str | None = None) -> ClassifierRuntime:
+    """The served model ``model`` (None: the default): 404 ``model_not_found`` for a name that
+    is not served, 503 ``not_ready`` while it loads."""
+    return state.models.runtime(model)
 
 
 def target_index(runtime: ClassifierRuntime, target: str | None) -> int:
@@ -144,9 +144,9 @@ def _prediction(
     )
 
 
-async def predict(state: ServiceState, data: bytes) -> Prediction:
+async def predict(state: ServiceState, data: bytes, model: str | None = None) -> Prediction:
     started = time.perf_counter()
-    runtime = require_runtime(state)
+    runtime = require_runtime(state, model)
     prepared = await _prepare(state, decode_spec(state, runtime, display=False), data)
     decode_ms = _milliseconds(started)
     model_started = time.perf_counter()
@@ -167,15 +167,22 @@ class ExplainedImage:
     dicom_header: Dataset | None  # when asked for and the file is a DICOM: all but the pixels
 
 
-async def explain(state: ServiceState, data: bytes, target: str | None) -> Explanation:
-    return (await explain_image(state, data, target)).result
+async def explain(
+    state: ServiceState, data: bytes, target: str | None, model: str | None = None
+) -> Explanation:
+    return (await explain_image(state, data, target, model=model)).result
 
 
 async def explain_image(
-    state: ServiceState, data: bytes, target: str | None, *, dicom_header: bool = False
+    state: ServiceState,
+    data: bytes,
+    target: str | None,
+    *,
+    dicom_header: bool = False,
+    model: str | None = None,
 ) -> ExplainedImage:
     started = time.perf_counter()
-    runtime = require_runtime(state)
+    runtime = require_runtime(state, model)
     wanted = target_index(runtime, target)
     settings = state.settings
     spec = decode_spec(state, runtime, display=True, dicom_header=dicom_header)

@@ -90,6 +90,20 @@ class NotAcceptable(ServiceError):
     code = "not_acceptable"
 
 
+class BadRequest(ServiceError):
+    """A request the inference protocols (``/v2``, ``/v1``) cannot parse: wrong shape or type."""
+
+    status_code = 400
+    code = "bad_request"
+
+
+class ModelNotFound(ServiceError):
+    """No served model has that name (or version); the message lists the served ones."""
+
+    status_code = 404
+    code = "model_not_found"
+
+
 class StudyNotFound(ServiceError):
     status_code = 404
     code = "study_not_found"

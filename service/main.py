@@ -1,7 +1,8 @@
 """App factory. ``uvicorn --factory service.main:create_app`` or ``service.main:app``.
 
-The lifespan validates and loads the model once, warms it up (so the first request does not pay
-for tracing), and yields the typed ``ServiceState``; ``/ready`` is 503 until that is done.
+The lifespan validates every model folder (``CXR_MODEL_DIR`` and ``CXR_EXTRA_MODEL_DIRS``), loads
+each model once, warms it up (so the first request does not pay for tracing), and yields the
+typed ``ServiceState``; ``/ready`` is 503 until every model is done.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api import middleware
 from service.api.apidocs import router as apidocs_router
+from service.api.models import router as models_router
 from service.api.pacs import router as pacs_router
 from service.api.page import router as page_router
 from service.api.routes import router
 from service.errors import NotReady, ServiceError
-from service.inference.artifact import ModelMetadata, read_metadata
+from service.inference.artifact import ModelMetadata
+from service.inference.registry import ModelRegistry, ModelSource, discover
 from service.inference.runtime import ClassifierRuntime
 from service.inference.scheduler import InferenceScheduler
 from service.keys import KeyStore
@@ -67,20 +70,31 @@ def load_runtime(settings: Settings, metadata: ModelMetadata) -> ClassifierRunti
     return runtime
 
 
-async def _load_into(state: ServiceState, metadata: ModelMetadata) -> None:
+async def _load_into(state: ServiceState, source: ModelSource) -> None:
     """Load + warm up in a worker thread; the event loop keeps answering /health meanwhile."""
     started = time.perf_counter()
+    settings = state.settings.model_copy(update={"model_dir": source.folder})
     try:
-        state.runtime = await asyncio.to_thread(load_runtime, state.settings, metadata)
+        runtime = await asyncio.to_thread(load_runtime, settings, source.metadata)
     except Exception as exc:
-        state.load_error = str(exc)
-        logger.critical("model failed to load, shutting down: %s", exc)
+        state.load_error = f"{source.name}: {exc}"
+        logger.critical("model %s failed to load, shutting down: %s", source.name, exc)
         if state.settings.background_load:
             signal.raise_signal(signal.SIGTERM)  # ask uvicorn to stop: never serve without a model
         raise
+    state.models.runtimes[source.name] = runtime
+    meta = runtime.metadata
+    logger.info(
+        "model %s %s ready in %.1f s", meta.name, meta.version, time.perf_counter() - started
+    )
+
+
+async def _load_all(state: ServiceState) -> None:
+    """The models one after the other (each warm-up uses every core), the default first."""
+    started = time.perf_counter()
+    for source in state.models.sources:
+        await _load_into(state, source)
     state.loaded_in_seconds = time.perf_counter() - started
-    meta = state.runtime.metadata
-    logger.info("model %s %s ready in %.1f s", meta.name, meta.version, state.loaded_in_seconds)
 
 
 def _error_response(
@@ -138,6 +152,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "addresses are %s",
                 "ALLOWED (CXR_ALLOW_ANONYMOUS=true)" if settings.allow_anonymous else "refused",
             )
+        # The cheap checks (files, checksums, classes, unique names) of every model folder run
+        # before the port opens, so a broken artifact stops start-up with a clear message
+        # instead of a server that never gets ready.
+        models = ModelRegistry(
+            discover(
+                settings.model_dir,
+                settings.extra_model_dir_list,
+                extras_explicit=settings.extra_model_dirs_explicit,
+            )
+        )
         state = ServiceState(
             settings=settings,
             scheduler=InferenceScheduler(
@@ -149,15 +173,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 on_model_call=metrics.observe_model_call,
             ),
             pools=Pools(settings),
+            models=models,
             keys=keys,
         )
-        # The cheap checks (files, checksum, classes) run before the port opens, so a broken
-        # artifact stops start-up with a clear message instead of a server that never gets ready.
-        metadata = read_metadata(settings.model_dir)  # checked once; the loader reuses it
         app.state.service = state  # for in-process tools (tests, benchmarks); routes use scope
         state.pools.start()  # decode workers start meanwhile; the first decode waits for one
         metrics.bind(state)
-        loading = asyncio.create_task(_load_into(state, metadata))
+        loading = asyncio.create_task(_load_all(state))  # metadata checked once, reused
         if not settings.background_load:
             await loading
         try:
@@ -178,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     _install_error_handlers(app)
     app.include_router(router)
+    app.include_router(models_router)
     app.include_router(page_router)
     app.include_router(pacs_router)
     app.include_router(apidocs_router)

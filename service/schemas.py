@@ -23,6 +23,9 @@ class ImageRequest(BaseModel):
         json_schema_extra={"examples": [{"image_base64": EXAMPLE_PNG_BASE64}]},
     )
     image_base64: str = Field(min_length=1, description="Base64 of the PNG, JPEG or DICOM bytes")
+    model: str | None = Field(
+        None, description="Name of the served model to use (GET /models); default: the default"
+    )
 
 
 class ExplainRequest(ImageRequest):
@@ -110,6 +113,7 @@ class ModelInfo(BaseModel):
 
     name: str
     version: str
+    default: bool = Field(True, description="Used when a request names no model")
     classes: list[str] = Field(examples=[["covid", "normal", "pneumonia"]])
     input: InputSpec
     preprocessing: str
@@ -127,6 +131,30 @@ class ModelInfo(BaseModel):
     backends: dict[str, Any] = Field(
         description="Exported fast trunks and their accuracy parity report against fp32"
     )
+    disclaimer: str = Field(DISCLAIMER)
+
+
+class ModelSummary(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str = Field(examples=["cxr-vgg16-3class"])
+    version: str = Field(examples=["2.0.0"])
+    classes: list[str] = Field(examples=[["covid", "normal", "pneumonia"]])
+    backend: str | None = Field(
+        description="Trunk backend serving it; null while it loads", examples=["openvino-bf16"]
+    )
+    default: bool = Field(description="Used when a request names no model")
+    ready: bool = Field(description="Loaded and warmed up")
+    test_metrics: dict[str, Any] = Field(
+        description="Headline test-split figures from its evaluation (GET /model?model=NAME has "
+        "them all)",
+        examples=[{"macro_f1": 0.823, "accuracy": 0.821, "n_test": 391}],
+    )
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary] = Field(description="Every served model, the default first")
+    default: str = Field(description="The model used when a request names none")
     disclaimer: str = Field(DISCLAIMER)
 
 

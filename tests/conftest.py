@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Only the models a test builds: never the real extra model folders (models/), in this process
+# or in the services the tests start.
+os.environ.setdefault("CXR_EXTRA_MODEL_DIRS", "")
 
 from service.settings import Settings
 from tests.tiny_model import build_tiny_artifact
@@ -40,3 +43,18 @@ def raster_originals(originals: Path) -> list[Path]:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield build_tiny_artifact(tmp_path_factory.mktemp("model"))
+
+
+BINARY_MODELS = {
+    "tiny-covid-vs-normal": ["covid", "normal"],
+    "tiny-covid-vs-pneumonia": ["covid", "pneumonia"],
+}
+
+
+@pytest.fixture(scope="session")
+def binary_model_dirs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two tiny binary models (the tiny model's builder with two classes), as extra folders."""
+    return [
+        build_tiny_artifact(tmp_path_factory.mktemp(name), name=name, classes=classes)
+        for name, classes in BINARY_MODELS.items()
+    ]

@@ -16,6 +16,7 @@ from service.errors import (
     ImageTooLarge,
     InvalidImage,
     InvalidRequest,
+    ModelNotFound,
     NotReady,
     Overloaded,
     RequestTimeout,
@@ -87,6 +88,13 @@ def merge(*parts: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, 
 RETRY = {"Retry-After": "1"}
 NOT_READY_ERROR = NotReady("The model is still loading; retry shortly.", headers=RETRY)
 
+MODEL_ERRORS = error_responses(
+    ModelNotFound(
+        "No model named 'edema-net' is served; served models: cxr-vgg16-3class, "
+        "cxr-vgg16-covid-vs-normal, cxr-vgg16-covid-vs-pneumonia."
+    )
+)
+
 AUTH_ERRORS = error_responses(
     Unauthorized(
         "An API key is required: send `Authorization: Bearer <key>`.",
@@ -115,6 +123,7 @@ IMAGE_ERRORS = merge(
         EmptyUpload("The uploaded file is empty."),
         UnsuitableImage("Modality CT is not a chest radiograph (accepted: CR, DX)."),
     ),
+    MODEL_ERRORS,
     BUSY_ERRORS,
 )
 
@@ -131,6 +140,10 @@ def image_request_body(*, with_target: bool) -> dict[str, Any]:
             "type": "string",
             "description": "Class to explain (default: the top class)",
         }
+    form_properties["model"] = {
+        "type": "string",
+        "description": "A served model's name (GET /models); default: the default model",
+    }
     return {
         "requestBody": {
             "required": True,

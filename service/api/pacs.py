@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from service.api.deps import PacsUser, State
-from service.api.docs import AUTH_ERRORS, BUSY_ERRORS, error_responses, merge
+from service.api.docs import AUTH_ERRORS, BUSY_ERRORS, MODEL_ERRORS, error_responses, merge
 from service.dicom.pacs import StoreFailed
 from service.dicom.study import analyse_study
 from service.errors import (
@@ -44,6 +44,7 @@ PACS_ERRORS = merge(
             "The PACS at orthanc:8042 did not answer within 30 s while retrieving an image."
         ),
     ),
+    MODEL_ERRORS,
     BUSY_ERRORS,
 )
 
@@ -74,5 +75,9 @@ async def analyze_study(
             examples=["1.2.276.0.7230010.3.1.2.8323329.6904.1517875201.850818"],
         ),
     ],
+    model: Annotated[
+        str | None,
+        Query(description="A served model's name (GET /models); default: the default model"),
+    ] = None,
 ) -> StudyAnalysis:
-    return await analyse_study(state, study_instance_uid)
+    return await analyse_study(state, study_instance_uid, model)

@@ -1,9 +1,10 @@
 """Read an image upload from any of the accepted request shapes, within the size limit.
 
-Accepted: ``multipart/form-data`` (field ``file``, optional ``target``), ``application/json``
-(``{"image_base64": ..., "target": ...}``) and, for curl convenience, a raw body with an image
-or DICOM content type. The body is read in chunks and refused with 413 as soon as it exceeds
-the limit, so an oversized upload never sits in memory in full.
+Accepted: ``multipart/form-data`` (field ``file``, optional ``target`` and ``model``),
+``application/json`` (``{"image_base64": ..., "target": ..., "model": ...}``) and, for curl
+convenience, a raw body with an image or DICOM content type. The body is read in chunks and
+refused with 413 as soon as it exceeds the limit, so an oversized upload never sits in memory in
+full.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ _FORM_OVERHEAD = 64 * 1024
 class Upload:
     data: bytes
     target: str | None
+    model: str | None = None  # the served model to use (None: the default)
 
 
 class EmptyUpload(InvalidRequest):
@@ -93,6 +95,7 @@ async def read_upload(request: Request, *, limit: int) -> Upload:
     body = await _read_capped(request, cap=limit * 4 // 3 + _FORM_OVERHEAD, limit=limit)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     query_target = request.query_params.get("target")
+    query_model = request.query_params.get("model")
     if not body:
         raise EmptyUpload(
             "The request body is empty: send the image as multipart field `file` "
@@ -113,7 +116,11 @@ async def read_upload(request: Request, *, limit: int) -> Upload:
         raise EmptyUpload("The uploaded file is empty.")
     if len(upload.data) > limit:
         raise too_large(limit)
-    return Upload(data=upload.data, target=upload.target or query_target or None)
+    return Upload(
+        data=upload.data,
+        target=upload.target or query_target or None,
+        model=upload.model or query_model or None,
+    )
 
 
 async def _from_form(request: Request) -> Upload:
@@ -125,10 +132,12 @@ async def _from_form(request: Request) -> Upload:
         file = form.get("file")
         if not isinstance(file, UploadFile):
             raise InvalidRequest("Multipart field `file` (the image) is missing.")
-        target = form.get("target")
+        target, model = form.get("target"), form.get("model")
         if target is not None and not isinstance(target, str):
             raise InvalidRequest("Field `target` must be a class name, not a file.")
-        return Upload(data=await file.read(), target=target)
+        if model is not None and not isinstance(model, str):
+            raise InvalidRequest("Field `model` must be a model name, not a file.")
+        return Upload(data=await file.read(), target=target, model=model)
     finally:
         await form.close()
 
@@ -142,4 +151,6 @@ def _from_json(body: bytes) -> Upload:
             for error in exc.errors()
         )
         raise InvalidRequest(f"Invalid JSON body: {problems}") from exc
-    return Upload(data=_decode_base64(payload.image_base64), target=payload.target)
+    return Upload(
+        data=_decode_base64(payload.image_base64), target=payload.target, model=payload.model
+    )

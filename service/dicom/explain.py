@@ -59,20 +59,22 @@ def not_dicom_error() -> NotAcceptable:
     )
 
 
-async def explain_as_dicom(state: ServiceState, data: bytes, target: str | None) -> Response:
+async def explain_as_dicom(
+    state: ServiceState, data: bytes, target: str | None, model: str | None = None
+) -> Response:
     if sniff_format(data) is not ImageFormat.DICOM:
         raise not_dicom_error()
     # The source's header comes back from the decode worker: this process parses nothing.
-    explained = await analysis.explain_image(state, data, target, dicom_header=True)
+    explained = await analysis.explain_image(state, data, target, dicom_header=True, model=model)
     assert explained.dicom_header is not None  # a DICOM upload: checked above
-    finding, model = finding_of(explained.result)
+    finding, identity = finding_of(explained.result)
     content, sop_instance_uid = await run_in(
         state.pools.cpu,
         _secondary_capture_bytes,
         explained.dicom_header,
         explained.rendered.overlay,
         finding,
-        model,
+        identity,
     )
     return Response(
         content,

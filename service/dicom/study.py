@@ -103,12 +103,14 @@ def _outputs(
     return [capture, structured_report(source, finding, model, capture)]
 
 
-async def _analyse_one(state: ServiceState, pacs: Pacs, header: Dataset, run: _Run) -> None:
+async def _analyse_one(
+    state: ServiceState, pacs: Pacs, header: Dataset, run: _Run, model_name: str
+) -> None:
     uids = [_uid(header, k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
     source = await run_in(state.pools.network, pacs.retrieve, *uids)
     data = await run_in(state.pools.cpu, to_bytes, source)
     try:
-        explained = await analysis.explain_image(state, data, None)
+        explained = await analysis.explain_image(state, data, None, model=model_name)
     except _IMAGE_PROBLEMS as exc:
         run.skipped.append(SkippedInstance(sop_instance_uid=uids[2], reason=exc.message))
         return
@@ -133,25 +135,31 @@ def _stored(ds: Dataset) -> StoredInstance:
     )
 
 
-async def _analyse_study(state: ServiceState, pacs: Pacs, study_uid: str) -> tuple[_Run, set[str]]:
+async def _analyse_study(
+    state: ServiceState, pacs: Pacs, study_uid: str, model_name: str
+) -> tuple[_Run, set[str]]:
     """Everything except storing: returns the built results and the SOP UIDs already present."""
     headers = sorted(await run_in(state.pools.network, pacs.study_metadata, study_uid), key=_order)
     run = _Run()
     for header in headers:
         reason = _skip_reason(header, state)
         if reason is None:
-            await _analyse_one(state, pacs, header, run)
+            await _analyse_one(state, pacs, header, run, model_name)
         else:
             sop_instance_uid = _uid(header, "SOPInstanceUID")
             run.skipped.append(SkippedInstance(sop_instance_uid=sop_instance_uid, reason=reason))
     return run, {_uid(header, "SOPInstanceUID") for header in headers}
 
 
-async def analyse_study(state: ServiceState, study_instance_uid: str) -> StudyAnalysis:
-    runtime = analysis.require_runtime(state)
+async def analyse_study(
+    state: ServiceState, study_instance_uid: str, model: str | None = None
+) -> StudyAnalysis:
+    runtime = analysis.require_runtime(state, model)  # 404 / 503 before the PACS is asked
     pacs = Pacs(state.settings)
     try:
-        run, present = await _analyse_study(state, pacs, study_instance_uid)
+        run, present = await _analyse_study(
+            state, pacs, study_instance_uid, runtime.metadata.name
+        )
         new = [ds for ds in run.outputs if _uid(ds, "SOPInstanceUID") not in present]
         old = [ds for ds in run.outputs if _uid(ds, "SOPInstanceUID") in present]
         if new:

@@ -3,7 +3,8 @@
 Each app owns its registry (tests build several apps in one process, and the default global
 registry would refuse the second set). Counters are fed by the access middleware and the
 scheduler's model-call hook; the queue depth and the model's identity are read from the service
-state when ``/metrics`` is scraped, so they can never go stale.
+state when ``/metrics`` is scraped, so they can never go stale. Every served model has its own
+``cxr_model_info`` series, and ``cxr_predictions`` counts labels per model.
 """
 
 from __future__ import annotations
@@ -43,15 +44,19 @@ class _StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         state = self.state
-        ready = GaugeMetricFamily("cxr_model_ready", "1 once the model is loaded and warmed up")
+        ready = GaugeMetricFamily("cxr_model_ready", "1 once every model is loaded and warmed up")
         ready.add_metric([], 1.0 if state is not None and state.ready else 0.0)
         yield ready
         info = GaugeMetricFamily(
-            "cxr_model_info", "The served model (always 1)", labels=["model", "version", "backend"]
+            "cxr_model_info",
+            "Each served model once loaded (always 1); default: used when a request names none",
+            labels=["model", "version", "backend", "default"],
         )
-        if state is not None and state.runtime is not None:
-            metadata = state.runtime.metadata
-            info.add_metric([metadata.name, metadata.version, state.runtime.backend], 1.0)
+        if state is not None:
+            for name, runtime in state.models.runtimes.items():
+                default = "true" if name == state.models.default_name else "false"
+                metadata = runtime.metadata
+                info.add_metric([metadata.name, metadata.version, runtime.backend, default], 1.0)
         yield info
         depth = GaugeMetricFamily(
             "cxr_queue_depth", "Requests waiting for a model call (not counting the running ones)"

@@ -113,6 +113,28 @@ def test_predict_and_explain_never_share_a_call(runtime) -> None:
     scheduler.shutdown()
 
 
+def test_requests_for_different_models_never_share_a_call(
+    runtime, binary_model_dirs: list[Path]
+) -> None:
+    held = HeldRuntime(runtime)
+    binary = HeldRuntime(ClassifierRuntime.load(binary_model_dirs[0]))
+    binary.release.set()  # only the first model's first call is held
+    scheduler = InferenceScheduler(concurrency=1, max_queue=64, retry_after_seconds=1, max_batch=8)
+    batch = images(6)
+    calls = [
+        (lambda i=i: scheduler.predict(held if i % 2 == 0 else binary, batch[i]))  # type: ignore[misc]
+        for i in range(6)
+    ]
+    results = held_first_call(scheduler, held, calls)
+    assert held.calls == [("predict", 1), ("predict", 2)]  # running alone, then its 2 waiting
+    assert binary.calls == [("predict", 3)]
+    for i, result in enumerate(results):
+        own = runtime if i % 2 == 0 else binary.runtime
+        assert result.probabilities.shape == (1, 3 if i % 2 == 0 else 2)
+        np.testing.assert_allclose(result.probabilities, own.predict(batch[i]), atol=1e-5)
+    scheduler.shutdown()
+
+
 def test_a_failing_call_fails_its_callers_only(runtime) -> None:
     held = HeldRuntime(runtime)
     scheduler = InferenceScheduler(concurrency=1, max_queue=64, retry_after_seconds=1, max_batch=2)

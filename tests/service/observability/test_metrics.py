@@ -92,7 +92,12 @@ def test_a_mixed_run_of_100_requests_is_counted_by_route_and_status(
 
 def test_model_queue_and_process_metrics_are_there(client: TestClient) -> None:
     parsed = samples(client.get("/metrics").text)
-    model = {"model": "tiny-test-model", "version": "0.0.1", "backend": "tensorflow"}
+    model = {
+        "model": "tiny-test-model",
+        "version": "0.0.1",
+        "backend": "tensorflow",
+        "default": "true",
+    }
     assert value(parsed, "cxr_model_info", **model) == 1
     assert value(parsed, "cxr_model_ready") == 1
     assert value(parsed, "cxr_queue_depth") == 0
