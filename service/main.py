@@ -24,8 +24,11 @@ from service.api import middleware
 from service.api.apidocs import router as apidocs_router
 from service.api.models import router as models_router
 from service.api.pacs import router as pacs_router
+from service.api.protocol_errors import ProtocolErrors
 from service.api.page import router as page_router
 from service.api.routes import router
+from service.api.v1 import router as v1_router
+from service.api.v2 import router as v2_router
 from service.errors import NotReady, ServiceError
 from service.inference.artifact import ModelMetadata
 from service.inference.registry import ModelRegistry, ModelSource, discover
@@ -203,10 +206,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models_router)
     app.include_router(page_router)
     app.include_router(pacs_router)
+    app.include_router(v2_router)  # Open Inference Protocol v2 (KServe / Triton)
+    app.include_router(v1_router)  # TF Serving / KServe v1
     app.include_router(apidocs_router)
     middleware.install(app, settings)
     app.state.metrics = metrics
     app.include_router(metrics_router)
     # Added last, so outermost: every request is timed, counted and logged, refused ones too.
     app.add_middleware(AccessMiddleware, metrics=metrics)
+    # Outside the access log (which records each error's code): /v2 and /v1 errors in their
+    # protocols' {"error": "..."} shape.
+    app.add_middleware(ProtocolErrors)
     return app

@@ -32,7 +32,8 @@ from service.errors import Forbidden, Overloaded, RequestTimeout, ServiceError
 from service.settings import Settings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-MODEL_ROUTES = ("/predict", "/explain", "/pacs/")  # the POST routes that use the model
+# The POST routes that use the model, the inference protocols' included (service/api/v2.py, v1.py)
+MODEL_ROUTES = ("/predict", "/explain", "/pacs/", "/v2/models/", "/v1/models/")
 DOCS_PATHS = ("/docs", "/redoc")
 
 _PAGE_POLICY = (

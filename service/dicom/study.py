@@ -157,9 +157,7 @@ async def analyse_study(
     runtime = analysis.require_runtime(state, model)  # 404 / 503 before the PACS is asked
     pacs = Pacs(state.settings)
     try:
-        run, present = await _analyse_study(
-            state, pacs, study_instance_uid, runtime.metadata.name
-        )
+        run, present = await _analyse_study(state, pacs, study_instance_uid, runtime.metadata.name)
         new = [ds for ds in run.outputs if _uid(ds, "SOPInstanceUID") not in present]
         old = [ds for ds in run.outputs if _uid(ds, "SOPInstanceUID") in present]
         if new:
