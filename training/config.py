@@ -98,6 +98,10 @@ class TrainConfig(_Strict):
     phase3: PhaseConfig | None = None  # optional continuation of phase 2 at a lower rate
     calibrate: bool = True  # temperature scaling fitted on the val split
     fast_export: bool = True  # OpenVINO trunks + parity report after evaluation
+    # A smaller model folder (the binary variants ship beside the default): no int8 trunk, and
+    # the fp32 IR's weights stored as fp16 (59 -> 30 MB); the parity gates judge the result.
+    fast_export_int8: bool = True
+    trunk_weights_fp16: bool = False
     fit_gate: bool = True  # the input gate (training.gate) after evaluation
     runs_dir: str = "runs"
     export_dir: str = "models"

@@ -63,7 +63,18 @@ def last_convolutions(model: Any, count: int) -> list[str]:
     return [op.get_friendly_name() for op in ordered[-count:]]
 
 
-def export_trunks(model_dir: Path, data_dir: Path, train: list[Record], calibration: int) -> None:
+def export_trunks(
+    model_dir: Path,
+    data_dir: Path,
+    train: list[Record],
+    calibration: int,
+    *,
+    int8: bool = True,
+    fp16_weights: bool = False,
+) -> None:
+    """``fp16_weights``: the IR stores its weights in fp16 (half the size; the CPU computes in
+    the backend's precision all the same), ``int8=False``: no int8 trunk. Both make a smaller
+    model folder; the parity gates judge the result either way."""
     import nncf
     import openvino as ov
 
@@ -73,7 +84,9 @@ def export_trunks(model_dir: Path, data_dir: Path, train: list[Record], calibrat
     example = np.zeros((1, *runtime.input_size, 3), np.float32)
     fp32 = ov.convert_model(trunk, example_input=example)
     fp32.reshape([-1, *runtime.input_size, 3])
-    ov.save_model(fp32, model_dir / FP32_IR, compress_to_fp16=False)
+    ov.save_model(fp32, model_dir / FP32_IR, compress_to_fp16=fp16_weights)
+    if not int8:
+        return
 
     rng = np.random.default_rng(0)  # calibration images: a fixed random subset of train
     chosen = [train[i] for i in rng.permutation(len(train))[:calibration]]
@@ -84,13 +97,13 @@ def export_trunks(model_dir: Path, data_dir: Path, train: list[Record], calibrat
     ]
     # block5 (about 9% of the FLOPs) stays fp32: Grad-CAM reads block5_conv3 and the head's
     # probabilities depend on it most; quantising it too moved probabilities by up to 0.11.
-    int8 = nncf.quantize(
+    quantised = nncf.quantize(
         fp32,
         nncf.Dataset(samples),
         subset_size=len(samples),
         ignored_scope=nncf.IgnoredScope(names=last_convolutions(fp32, 3)),
     )
-    ov.save_model(int8, model_dir / INT8_IR, compress_to_fp16=False)
+    ov.save_model(quantised, model_dir / INT8_IR, compress_to_fp16=False)
 
 
 def cpu_name() -> str:
@@ -159,25 +172,50 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--calibration", type=int, default=300, help="training images for int8")
     parser.add_argument("--limit", type=int, default=None, help="test images per class (smoke)")
+    parser.add_argument("--no-int8", action="store_true", help="no int8 trunk (smaller folder)")
+    parser.add_argument("--fp16-weights", action="store_true", help="IR weights stored as fp16")
     args = parser.parse_args()
     data_dir = args.data or Settings().data_dir  # --data, else CXR_DATA_DIR, else ../shared
-    report = run(args.model_dir, data_dir, args.calibration, args.limit)
+    report = run(
+        args.model_dir,
+        data_dir,
+        args.calibration,
+        args.limit,
+        int8=not args.no_int8,
+        fp16_weights=args.fp16_weights,
+    )
     print(f"default backend: {report['default']}; wrote {args.model_dir / 'parity.json'}")
 
 
-def run(model_dir: Path, data_dir: Path, calibration: int, limit: int | None) -> dict[str, Any]:
+def run(
+    model_dir: Path,
+    data_dir: Path,
+    calibration: int,
+    limit: int | None,
+    *,
+    int8: bool = True,
+    fp16_weights: bool = False,
+) -> dict[str, Any]:
     metadata = read_metadata(model_dir)
     records = select(read_manifest(data_dir), metadata.classes, limit)
     train = [r for r in records if r.split == "train"]
     test = [r for r in records if r.split == "test"]
     labels = np.array([metadata.classes.index(r.label) for r in test])
 
-    export_trunks(model_dir, data_dir, train, calibration)
-    files = [name for xml in (FP32_IR, INT8_IR) for name in (xml, xml.replace(".xml", ".bin"))]
+    export_trunks(model_dir, data_dir, train, calibration, int8=int8, fp16_weights=fp16_weights)
+    irs = (FP32_IR, INT8_IR) if int8 else (FP32_IR,)
+    files = [name for xml in irs for name in (xml, xml.replace(".xml", ".bin"))]
     skipped = {}
+    if not int8:
+        skipped["openvino-int8"] = "not exported (fast_export_int8: false, a smaller folder)"
     if not native_bf16():  # bf16 would be emulated here: its figures would mean nothing
         skipped["openvino-bf16"] = "no native bfloat16 on the CPU that ran the export"
-    trunks = {name: dict(spec) for name, spec in TRUNKS.items() if name not in skipped}
+    weights = "fp16" if fp16_weights else "fp32"
+    trunks = {
+        name: {**spec, "ir_weights": "int8" if spec["ir_file"] == INT8_IR else weights}
+        for name, spec in TRUNKS.items()
+        if name not in skipped
+    }
     update_metadata(model_dir, files=files, backends={"default": TENSORFLOW, "trunks": trunks})
 
     reference_runtime = ClassifierRuntime.load(model_dir, backend=TENSORFLOW)

@@ -265,7 +265,14 @@ def finish_model_folder(config: dict, model_dir: Path, data_dir: Path) -> None:
     if config["fast_export"] and config["backbone"] == "vgg16":
         from training.fast_export import run as export_fast
 
-        export_fast(model_dir, data_dir, calibration=300, limit=None)
+        export_fast(
+            model_dir,
+            data_dir,
+            calibration=300,
+            limit=None,
+            int8=config["fast_export_int8"],
+            fp16_weights=config["trunk_weights_fp16"],
+        )
     if config["fit_gate"]:
         from training.gate import fit_gate
 

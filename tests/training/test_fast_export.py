@@ -84,3 +84,20 @@ def test_trunk_precision_is_explicit_and_falls_back_without_native_bf16(exported
     assert OpenVinoTrunk(model_dir / FP32_IR, precision="f32").precision == "f32"
     expected = "bf16" if native_bf16() else "f32"
     assert OpenVinoTrunk(model_dir / FP32_IR, precision="bf16").precision == expected
+
+
+def test_a_smaller_folder_without_int8_and_with_fp16_weights(
+    tiny_model_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    report = run(model_dir, data_dir, calibration=6, limit=3, int8=False, fp16_weights=True)
+    assert "openvino-int8" in report["skipped"] and "openvino-int8" not in report["backends"]
+    assert not (model_dir / "trunk-openvino-int8.bin").exists()
+    metadata = read_metadata(model_dir)  # consistent: only what exists is listed
+    assert "trunk-openvino-int8.xml" not in metadata.files
+    assert metadata.backends["trunks"]["openvino-fp32"]["ir_weights"] == "fp16"
+    with pytest.raises(ModelArtifactError):
+        ClassifierRuntime.load(model_dir, backend="openvino-int8")
+    fp32 = report["backends"]["openvino-fp32"]  # fp16-stored weights: still TF's function
+    assert fp32["argmax_agreement"] == 1.0 and fp32["max_abs_prob_delta"] < 0.02
