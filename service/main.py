@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,6 +41,7 @@ from service.observability.endpoint import router as metrics_router
 from service.observability.logs import configure_logging
 from service.observability.metrics import ServiceMetrics
 from service.pools import Pools
+from service.priority import lower_other_threads, lower_thread_priority
 from service.settings import DISCLAIMER, Settings, get_settings
 from service.state import ServiceState
 
@@ -61,6 +63,8 @@ def _configure_tensorflow(settings: Settings) -> None:
 
 
 def load_runtime(settings: Settings, metadata: ModelMetadata) -> ClassifierRuntime:
+    # Native thread pools made while loading (TensorFlow's, OpenVINO's) inherit this priority.
+    lower_thread_priority(settings.work_niceness)
     _configure_tensorflow(settings)
     runtime = ClassifierRuntime.load(
         settings.model_dir,
@@ -98,6 +102,8 @@ async def _load_all(state: ServiceState) -> None:
     for source in state.models.sources:
         await _load_into(state, source)
     state.loaded_in_seconds = time.perf_counter() - started
+    # Any work thread a library started elsewhere: below this (the event loop's) thread too.
+    lower_other_threads(state.settings.work_niceness, keep=threading.get_native_id())
 
 
 def _error_response(
@@ -174,6 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_batch=settings.max_batch_size,
                 batch_window_ms=settings.batch_window_ms,
                 on_model_call=metrics.observe_model_call,
+                niceness=settings.work_niceness,
             ),
             pools=Pools(settings),
             models=models,
