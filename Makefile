@@ -9,7 +9,7 @@ export CXR_MODEL_DIR ?= models/cxr-vgg16-3class
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install system-deps serve test check format weights train evaluate export-fast bench clean
-.PHONY: soak burst fuzz
+.PHONY: soak burst fuzz bench-compare
 .PHONY: install-ray score serve-ray bench-batch
 
 $(BIN)/.installed: pyproject.toml
@@ -70,6 +70,12 @@ export-fast: install
 
 bench: install
 	$(BIN)/python -m bench.run --model-dir $(CXR_MODEL_DIR)
+
+# Variants side by side in one run (gate off, nice 0, one model, the code before hardening):
+# /predict p50 at concurrency 1 and RSS, with ratios (bench/compare.py).
+COMPARE_ROUNDS ?= 8
+bench-compare: install
+	$(BIN)/python -m bench.compare --model-dir $(CXR_MODEL_DIR) --rounds $(COMPARE_ROUNDS)
 
 # Mutated real files through the decode worker pool (bench/fuzz.py); findings kept in
 # bench/results/tmp/fuzz-crashes. FUZZ_INPUTS=2000 for a quick look.

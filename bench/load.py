@@ -38,6 +38,7 @@ class Server:
     app: str
     env: dict[str, str]
     factory: bool = False
+    cwd: Path = REPO  # another checkout (a git worktree) runs that checkout's code
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     cold_start_s: float = float("nan")
@@ -62,7 +63,7 @@ class Server:
         if self.factory:
             command.insert(3, "--factory")
         started = time.perf_counter()
-        self.process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **self.env})
+        self.process = subprocess.Popen(command, cwd=self.cwd, env={**os.environ, **self.env})
         deadline = started + 180
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
