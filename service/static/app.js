@@ -1,4 +1,4 @@
-// Chest X-ray classifier page: an example client of the public API (GET /model, POST /explain).
+// Chest X-ray classifier page: an example client of the public API (GET /models, POST /explain).
 // Plain JavaScript, no build step, no external resources. NOT for diagnostic use.
 "use strict";
 
@@ -38,6 +38,8 @@
     metaInput: byId("meta-input"),
     metaTime: byId("meta-time"),
     modelInfo: byId("model-info"),
+    modelSelect: byId("model-select"),
+    modelChoice: byId("model"),
     download: byId("download"),
     keyForm: byId("key-form"),
     keyWhy: byId("key-why"),
@@ -46,7 +48,9 @@
 
   const state = {
     classes: DEFAULT_CLASSES.slice(),
-    model: null, // {name, version} from GET /model or the last response
+    model: null, // {name, version} from GET /models or the last response
+    models: [], // GET /models: every served model ({name, version, classes, default, ...})
+    chosen: null, // the model name sent with each request (the selector), null: the default
     disclaimer: FALLBACK_DISCLAIMER,
     // The analysis on screen: {file, base, result, heat: canvas}. base is {url, img, fromServer,
     // recovered}: the browser's own decoding of the file, or (DICOM) a picture from the API.
@@ -267,6 +271,7 @@
     el.viewer.setAttribute("aria-busy", String(busy));
     el.results.classList.toggle("stale", busy && state.current !== null);
     el.target.disabled = busy || state.current === null;
+    el.modelChoice.disabled = busy;
     el.download.disabled = busy || state.current === null;
   }
 
@@ -382,28 +387,66 @@
     el.metaTime.textContent =
       `${Math.round(r.timing_ms.total)} ms (model ${Math.round(r.timing_ms.inference)} ms)`;
     showModel(r.model);
+    if (modelNamed(r.model.name)) {
+      state.chosen = r.model.name; // a failed switch goes back with the result on screen
+      el.modelChoice.value = r.model.name;
+    }
     if (r.disclaimer) state.disclaimer = r.disclaimer; // used in the report
   }
 
   // ---- the API --------------------------------------------------------------------------------
 
+  function modelNamed(name) {
+    return state.models.find((m) => m.name === name) || null;
+  }
+
+  /** The selector: one option per served model (shown only when there is a choice). */
+  function buildModelChoice(models, chosen) {
+    el.modelChoice.replaceChildren();
+    for (const m of models) {
+      const option = document.createElement("option");
+      option.value = m.name;
+      option.textContent = `${m.name} ${m.version} (${m.classes.join(" / ")})`;
+      el.modelChoice.append(option);
+    }
+    el.modelChoice.value = chosen;
+    el.modelSelect.hidden = models.length < 2;
+  }
+
   async function loadModelInfo() {
     try {
-      const response = await fetch("model", { headers: { Accept: "application/json" } });
-      if (response.status === 503) {
-        if (!state.current) el.modelInfo.textContent = "loading…";
-        setTimeout(loadModelInfo, 2000);
-        return;
-      }
-      if (!response.ok) throw new Error(`GET /model answered ${response.status}`);
+      const response = await fetch("models", { headers: { Accept: "application/json" } });
+      if (!response.ok) throw new Error(`GET /models answered ${response.status}`);
       const info = await response.json();
-      if (!state.current) {
-        showModel({ name: info.name, version: info.version });
-        buildClassControls(info.classes);
+      state.models = info.models;
+      if (!state.chosen) state.chosen = info.default;
+      buildModelChoice(info.models, state.chosen);
+      const chosen = modelNamed(state.chosen);
+      if (!state.current && chosen) {
+        showModel({ name: chosen.name, version: chosen.version });
+        buildClassControls(chosen.classes);
+      }
+      if (!info.models.every((m) => m.ready)) {
+        if (!state.current) el.modelInfo.textContent += " (loading…)";
+        setTimeout(loadModelInfo, 2000);
       }
     } catch {
       if (!state.current) el.modelInfo.textContent = "service not reachable; retrying…";
       setTimeout(loadModelInfo, 5000);
+    }
+  }
+
+  /** Another model: its classes become the heatmap's choices; the image on screen is analysed
+   * again by it (top class). */
+  function chooseModel(name) {
+    const chosen = modelNamed(name);
+    if (!chosen || name === state.chosen) return;
+    state.chosen = name;
+    if (state.current) {
+      analyse(state.current.file, null);
+    } else {
+      showModel({ name: chosen.name, version: chosen.version });
+      buildClassControls(chosen.classes);
     }
   }
 
@@ -435,6 +478,7 @@
     const form = new FormData();
     form.append("file", file, file.name || "upload");
     if (target) form.append("target", target);
+    if (state.chosen) form.append("model", state.chosen);
 
     let response;
     let body = null;
@@ -740,6 +784,7 @@
     }
   });
   el.download.addEventListener("click", downloadReport);
+  el.modelChoice.addEventListener("change", () => chooseModel(el.modelChoice.value));
   el.keyForm.addEventListener("submit", (event) => {
     event.preventDefault();
     const key = el.keyInput.value.trim();

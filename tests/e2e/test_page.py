@@ -135,7 +135,9 @@ def test_upload_overlay_slider_target_download_and_error(
     page.evaluate(SPY_ON_FORMS)
     with page.expect_response(lambda r: is_explain(r.request)) as answer:
         page.select_option("#target", other)
-    assert page.evaluate("window.sentForms") == [[["file", "IM-0279-0001.jpeg"], ["target", other]]]
+    assert page.evaluate("window.sentForms") == [
+        [["file", "IM-0279-0001.jpeg"], ["target", other], ["model", "tiny-test-model"]]
+    ]
     assert answer.value.json()["gradcam"]["target"] == other
     page.wait_for_function(
         "t => document.querySelector('#meta-target').textContent.startsWith(t)", arg=other
