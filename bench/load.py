@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+PRODUCTION = "python -m service"  # Server(app=PRODUCTION): the launcher `make serve` runs
 
 
 def free_port() -> int:
@@ -33,7 +34,9 @@ def rss_mib(pid: int, key: str = "VmRSS") -> float:
 
 @dataclass
 class Server:
-    """A uvicorn server in a subprocess; ``cold_start_s`` is spawn -> /ready 200."""
+    """A uvicorn server in a subprocess; ``cold_start_s`` is spawn -> /ready 200.
+
+    ``app``: an ASGI app for ``uvicorn APP``, or PRODUCTION for ``python -m service``."""
 
     app: str
     env: dict[str, str]
@@ -62,6 +65,8 @@ class Server:
         ]
         if self.factory:
             command.insert(3, "--factory")
+        if self.app == PRODUCTION:  # the real launcher: h11 with head limits, as `make serve`
+            command = [sys.executable, "-m", "service", "--port", str(self.port)]
         started = time.perf_counter()
         self.process = subprocess.Popen(command, cwd=self.cwd, env={**os.environ, **self.env})
         deadline = started + 180

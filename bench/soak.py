@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.load import REPO, Server, rss_mib
+from bench.load import PRODUCTION, REPO, Server, rss_mib
 from service.settings import Settings
 
 RESULTS = REPO / "bench" / "results"
@@ -61,7 +61,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def start_service(model_dir: Path, extra_env: dict[str, str] | None = None) -> Server:
     env = {"CXR_MODEL_DIR": str(model_dir), "CXR_BACKGROUND_LOAD": "false", **(extra_env or {})}
-    return Server(app="service.main:create_app", env=env, factory=True)
+    return Server(app=PRODUCTION, env=env)  # what `make serve` runs (h11, head timeout)
 
 
 async def soak(
