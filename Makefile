@@ -71,6 +71,14 @@ export-fast: install
 bench: install
 	$(BIN)/python -m bench.run --model-dir $(CXR_MODEL_DIR)
 
+# The service with the default model alone vs with the extra models (CXR_EXTRA_MODEL_DIRS, the
+# two binary models) in one run: RSS idle / after load, default /predict p50 at c=1 and the ratio
+# (target <= 1.1x). STAND_INS=1: copies of the default model for missing folders.
+BENCH_MODELS_REQUESTS ?= 200
+bench-models: install
+	$(BIN)/python -m bench.models --model-dir $(CXR_MODEL_DIR) \
+	  --requests $(BENCH_MODELS_REQUESTS) $(if $(STAND_INS),--stand-ins)
+
 # Variants side by side in one run (gate off, nice 0, one model, the code before hardening):
 # /predict p50 at concurrency 1 and RSS, with ratios (bench/compare.py).
 COMPARE_ROUNDS ?= 8

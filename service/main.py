@@ -25,8 +25,8 @@ from service.api import middleware
 from service.api.apidocs import router as apidocs_router
 from service.api.models import router as models_router
 from service.api.pacs import router as pacs_router
-from service.api.protocol_errors import ProtocolErrors
 from service.api.page import router as page_router
+from service.api.protocol_errors import ProtocolErrors
 from service.api.routes import router
 from service.api.v1 import router as v1_router
 from service.api.v2 import router as v2_router

@@ -72,8 +72,8 @@ class CxrService:
         """Ray Serve calls this periodically; raising takes the replica out and replaces it."""
         app = getattr(self, "app", None)  # the ingress wrapper's ASGI app: our ReplicaApp
         state = getattr(app, "lifespan_state", {}).get("service")
-        if state is None or state.runtime is None:
-            raise RuntimeError("the model is not loaded")
+        if state is None or not state.ready:
+            raise RuntimeError("not every model is loaded")
 
 
 def application(
