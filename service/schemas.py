@@ -104,6 +104,12 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+class ProtocolError(BaseModel):
+    """The error shape of the inference protocols (``/v2``, ``/v1``)."""
+
+    error: str = Field(examples=["No model named 'edema-net' is served; ..."])
+
+
 class Status(BaseModel):
     status: str = Field(examples=["ok"])
 

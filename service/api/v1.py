@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from service import analysis
 from service.api.deps import Inferrer, State
 from service.api.protocol_common import Analysed, analyse_images, check_request, read_body
-from service.api.v2 import INFER_ERRORS
+from service.api.v2 import INFER_ERRORS, READ_ERRORS
 from service.errors import ModelNotFound
 from service.protocols import v1_codec
 from service.settings import DISCLAIMER
@@ -91,7 +91,7 @@ async def versioned(
     return await _run(request, state, f"{name}:{verb}", version)
 
 
-@router.get("/{name}", summary="Model status (TF Serving)")
+@router.get("/{name}", summary="Model status (TF Serving)", responses=READ_ERRORS)
 async def status(state: State, name: str) -> dict[str, Any]:
     source = state.models.source(name)
     ready = source.name in state.models.runtimes

@@ -15,11 +15,19 @@ from fastapi import APIRouter, Request, Response
 
 from service import analysis
 from service.api.deps import Inferrer, State
-from service.api.docs import AUTH_ERRORS, BUSY_ERRORS, MODEL_ERRORS, error_responses, merge
+from service.api.docs import (
+    AUTH_ERRORS,
+    BUSY_ERRORS,
+    IMAGE_ERRORS,
+    MODEL_ERRORS,
+    error_responses,
+    merge,
+)
 from service.api.protocol_common import analyse_images, check_request, read_body
 from service.errors import BadRequest, ModelNotFound, NotReady
 from service.inference.registry import ModelSource
 from service.protocols import v2_codec
+from service.schemas import ProtocolError
 from service.settings import DISCLAIMER
 from service.state import ServiceState
 
@@ -32,12 +40,40 @@ INFER_DESCRIPTION = (
     "(BYTES [n]) and on request `gradcam_heatmap_png` (BYTES [n]); request parameter `target` "
     'chooses the Grad-CAM class. Errors: `{"error": "..."}`. NOT FOR DIAGNOSTIC USE.'
 )
-INFER_ERRORS = merge(
-    AUTH_ERRORS,
-    error_responses(BadRequest("Unknown output 'logits'; the model has: probabilities, ...")),
-    MODEL_ERRORS,
-    BUSY_ERRORS,
+
+
+def protocol_errors(
+    responses: dict[int | str, dict[str, Any]],
+) -> dict[int | str, dict[str, Any]]:
+    """The service's documented error responses in the protocols' ``{"error": "..."}`` shape."""
+    rewritten: dict[int | str, dict[str, Any]] = {}
+    for status, response in responses.items():
+        examples = response["content"]["application/json"]["examples"]
+        rewritten[status] = {
+            **response,
+            "model": ProtocolError,
+            "content": {
+                "application/json": {
+                    "examples": {
+                        code: {**ex, "value": {"error": ex["value"]["error"]["message"]}}
+                        for code, ex in examples.items()
+                    }
+                }
+            },
+        }
+    return rewritten
+
+
+INFER_ERRORS = protocol_errors(
+    merge(
+        AUTH_ERRORS,
+        error_responses(BadRequest("Unknown output 'logits'; the model has: probabilities, ...")),
+        IMAGE_ERRORS,
+        MODEL_ERRORS,
+        BUSY_ERRORS,
+    )
 )
+READ_ERRORS = protocol_errors(merge(MODEL_ERRORS, BUSY_ERRORS))
 
 
 def _parameters(source: ModelSource) -> dict[str, Any]:
@@ -69,23 +105,23 @@ async def live() -> dict[str, bool]:
     return {"live": True}
 
 
-@router.get("/health/ready", summary="Every model loaded", responses=BUSY_ERRORS)
+@router.get("/health/ready", summary="Every model loaded", responses=READ_ERRORS)
 async def server_ready(state: State) -> dict[str, bool]:
     if not state.ready:
         raise NotReady("Not every model is loaded yet.", headers={"Retry-After": "2"})
     return {"ready": True}
 
 
-@router.get("/models/{name}", summary="Model metadata", responses=MODEL_ERRORS)
-@router.get("/models/{name}/versions/{version}", summary="Model metadata", responses=MODEL_ERRORS)
+@router.get("/models/{name}", summary="Model metadata", responses=READ_ERRORS)
+@router.get("/models/{name}/versions/{version}", summary="Model metadata", responses=READ_ERRORS)
 async def metadata(state: State, name: str, version: str | None = None) -> dict[str, Any]:
     source = _source(state, name, version)
     meta = source.metadata
     return v2_codec.model_metadata(meta.name, meta.version, meta.classes, _parameters(source))
 
 
-@router.get("/models/{name}/ready", summary="Model ready", responses=MODEL_ERRORS)
-@router.get("/models/{name}/versions/{version}/ready", summary="Model ready")
+@router.get("/models/{name}/ready", summary="Model ready", responses=READ_ERRORS)
+@router.get("/models/{name}/versions/{version}/ready", summary="Model ready", responses=READ_ERRORS)
 async def model_ready(state: State, name: str, version: str | None = None) -> dict[str, Any]:
     source = _source(state, name, version)
     analysis.require_runtime(state, source.name)  # 503 while it loads
