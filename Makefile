@@ -79,7 +79,7 @@ bench-models: install
 	$(BIN)/python -m bench.models --model-dir $(CXR_MODEL_DIR) \
 	  --requests $(BENCH_MODELS_REQUESTS) $(if $(STAND_INS),--stand-ins)
 
-# Variants side by side in one run (gate off, nice 0, one model, the code before hardening):
+# Variants side by side in one run (gate off, nice 0, the code before hardening):
 # /predict p50 at concurrency 1 and RSS, with ratios (bench/compare.py).
 COMPARE_ROUNDS ?= 8
 bench-compare: install

@@ -11,8 +11,9 @@ concurrency 1 to each variant in turn (the order rotates), so a slow minute of t
 every variant alike. Prints each variant's ``/predict`` p50 (and the spread of the per-round
 p50s), its ratio to the first variant, and its RSS idle and at the end; writes
 ``bench/results/<date>-compare.json``. Without ``--variant`` it runs the comparisons the issues
-ask about: the input gate's cost (gate off), the event-loop priority (nice 0), one model only
-(no extra models) and, where that revision exists, the code before the hardening work.
+ask about: the input gate's cost (gate off), the event-loop priority (nice 0) and, where that
+revision exists, the code before the hardening work. (One model against three, with memory after
+load: ``make bench-models``, ``bench/models.py``.)
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ DEFAULT_VARIANTS = [
     "current=",
     "gate-off=CXR_INPUT_GATE=off",
     "nice-0=CXR_WORK_NICENESS=0",
-    "one-model=CXR_EXTRA_MODEL_DIRS=",
     f"before-hardening@{BEFORE_HARDENING}",
 ]
 
