@@ -181,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 batch_window_ms=settings.batch_window_ms,
                 on_model_call=metrics.observe_model_call,
                 niceness=settings.work_niceness,
+                readers=settings.reading_requests,
             ),
             pools=Pools(settings),
             models=models,

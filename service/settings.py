@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     batch_window_ms: float = Field(
         0.0, ge=0.0, le=100.0, description="Extra wait to gather a batch (0: only what is waiting)"
     )
+    reading_requests: int = Field(
+        0,
+        ge=0,
+        description="Admitted requests that read and decode their bodies at once; the others "
+        "wait their turn with the body unread (0: model slots + 4)",
+    )
     retry_after_seconds: int = Field(1, ge=1, description="Retry-After sent with a full queue")
     work_niceness: int = Field(
         10,

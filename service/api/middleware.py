@@ -9,11 +9,14 @@ Plain ASGI middleware, so each check costs a header look-up and runs before rout
   preflight (a "simple" request). State-changing requests whose ``Origin`` is neither this host
   nor in ``CXR_CORS_ORIGINS``, or that the browser marks ``Sec-Fetch-Site: cross-site``, get 403
   before any work, with or without API keys. Clients that are not browsers send neither header.
-- ``AdmissionGate``: a model route takes its place in the model queue (``scheduler.admit()``)
+- ``AdmissionGate``: a model route takes its place in the model queue (``scheduler.reserve()``)
   before anything else, its body included; with the queue full the 503 ``overloaded`` answer is
   sent in the same step, without the route machinery, so a burst is refused in milliseconds.
-- ``BodyTimeout``: the whole body must arrive within ``CXR_BODY_TIMEOUT_SECONDS``; a stalled or
-  short body (Content-Length larger than what is sent) gets 408 and the connection is closed.
+  An admitted request then reads its body only when it is its turn (``scheduler.reading_turn``:
+  a few at a time, enough to keep the model busy); until then the body waits in the socket.
+- ``BodyTimeout``: the whole body must arrive within ``CXR_BODY_TIMEOUT_SECONDS`` of the route's
+  first read; a stalled or short body (Content-Length larger than what is sent) gets 408 and the
+  connection is closed.
 """
 
 from __future__ import annotations
@@ -144,9 +147,20 @@ class AdmissionGate:
             self._name_route(scope)
             await error_response(refused)(scope, receive, send)
             return
+        reading = False
+
+        async def receive_in_turn() -> Message:
+            nonlocal reading
+            if not reading:
+                await scheduler.reading_turn()
+                reading = True
+            return await receive()
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive_in_turn, send)
         finally:
+            if reading:
+                scheduler.end_reading()
             scheduler.release()
 
 
@@ -160,13 +174,15 @@ class BodyTimeout:
             await self.app(scope, receive, send)
             return
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.seconds
+        deadline: float | None = None  # the clock starts with the route's first read
         body_done = False
 
         async def receive_in_time() -> Message:
-            nonlocal body_done
+            nonlocal body_done, deadline
             if body_done:  # afterwards receive() only reports a disconnect: no limit
                 return await receive()
+            if deadline is None:
+                deadline = loop.time() + self.seconds
             try:
                 message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
             except TimeoutError:
@@ -184,8 +200,10 @@ class BodyTimeout:
 
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the middleware; the last added runs first, so security headers wrap everything."""
-    app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
+    # The admission gate inside the body timeout: a request waiting its turn to read (the
+    # gate's receive) is not reading late; the clock starts when it reads.
     app.add_middleware(AdmissionGate, routes=app.router.routes)
+    app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
     app.add_middleware(CrossSiteGuard, allowed_origins=settings.cors_origin_list)
     app.add_middleware(
         CORSMiddleware,

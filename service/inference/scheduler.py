@@ -60,6 +60,7 @@ class InferenceScheduler:
         batch_window_ms: float = 0.0,
         on_model_call: ModelCallObserver | None = None,
         niceness: int = 0,
+        readers: int = 0,
     ) -> None:
         self._executor = ThreadPoolExecutor(
             max_workers=concurrency,
@@ -75,6 +76,11 @@ class InferenceScheduler:
         self._admitted = 0  # reservations held by requests (only touched on the event loop)
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_model_call = on_model_call
+        # How many admitted requests may read (and then decode and infer) at once; the others
+        # wait their turn before reading a byte of their body, which stays in the socket (TCP
+        # holds the client back). A burst then costs the event loop little more than refusing
+        # the excess, and waiting uploads cost no memory. 0: every model slot, 2 decodes, 2 more.
+        self._reading = asyncio.Semaphore(readers or concurrency * max_batch + 4)
 
     def _overloaded(self) -> Overloaded:
         return Overloaded(
@@ -90,6 +96,13 @@ class InferenceScheduler:
 
     def release(self) -> None:
         self._admitted -= 1
+
+    async def reading_turn(self) -> None:
+        """Wait until this admitted request may read its body (give it back: ``end_reading``)."""
+        await self._reading.acquire()
+
+    def end_reading(self) -> None:
+        self._reading.release()
 
     @contextmanager
     def admit(self) -> Iterator[None]:

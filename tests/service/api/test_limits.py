@@ -107,3 +107,46 @@ def test_client_leaving_mid_upload_is_not_an_internal_error(tiny_model_dir: Path
             assert b'"client_closed_request"' in answer.body
 
     run(scenario())
+
+
+def test_admitted_requests_read_their_bodies_in_turn(
+    tiny_model_dir: Path, raster_originals: list[Path]
+) -> None:
+    # One reading turn: the second upload's body is not touched while the first one reads, and
+    # its wait for the turn does not count against its body timeout.
+    settings = Settings(
+        model_dir=tiny_model_dir, background_load=False, reading_requests=1,
+        body_timeout_seconds=0.5,
+    )  # fmt: skip
+    app = create_app(settings)
+    png = next(p for p in raster_originals if p.suffix == ".png").read_bytes()
+    events: list[str] = []
+
+    async def scenario() -> None:
+        async with running_app(app) as state:
+            reading = asyncio.Event()
+
+            async def first() -> None:
+                stalled = stalled_body(b"\x89PNG", on_call=reading.set)
+                answer = await call(app, state, "POST", "/predict", stalled, headers=UPLOAD)
+                events.append(f"first {answer.status}")
+
+            async def second() -> None:
+                await reading.wait()
+                body = whole_body(png)
+
+                async def receive() -> dict[str, Any]:
+                    events.append("second reads")
+                    return await body()
+
+                answer = await call(app, state, "POST", "/predict", receive,
+                                    headers={"content-type": "image/png",
+                                             "content-length": str(len(png))})  # fmt: skip
+                events.append(f"second {answer.status}")
+
+            await asyncio.gather(first(), second())
+
+    run(scenario())
+    assert events[0] == "first 408"  # the stalled one timed out while holding the turn
+    assert events[1] == "second reads"  # only then did the second one read,
+    assert events[-1] == "second 200"  # and its 0.5 s wait did not time it out
