@@ -1,4 +1,5 @@
-"""The committed model: its artifact checks out, and the backend ``auto`` serves keeps parity.
+"""The committed models (the default and the binary variants beside it): each artifact checks
+out, and the backend ``auto`` serves keeps parity.
 
 ``make export-fast`` measured the parity gates on the whole test split (``parity.json``). Here
 the backend that ``auto`` picks is measured again on this machine, on real test-split images,
@@ -24,12 +25,24 @@ from training.data import load_gray, read_manifest, select
 from training.fast_export import GATES, compare
 from training.gate import synthetic_inputs
 
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "cxr-vgg16-3class"
+MODELS = Path(__file__).resolve().parents[2] / "models"
+FOLDERS = sorted(p.parent for p in MODELS.glob("*/metadata.json"))
+
+
+@pytest.fixture(scope="module", params=FOLDERS, ids=[p.name for p in FOLDERS])
+def shipped(request: pytest.FixtureRequest) -> Path:
+    folder: Path = request.param
+    return folder
 
 
 @pytest.fixture(scope="module")
-def metadata():
-    return read_metadata(SHIPPED)  # verifies every file's sha256
+def metadata(shipped: Path):
+    return read_metadata(shipped)  # verifies every file's sha256
+
+
+def test_the_default_and_both_binary_variants_are_shipped() -> None:
+    names = {p.name for p in FOLDERS}
+    assert "cxr-vgg16-3class" in names
 
 
 def test_parity_report_is_complete_and_the_default_passed_it(metadata) -> None:
@@ -46,7 +59,9 @@ def test_parity_report_is_complete_and_the_default_passed_it(metadata) -> None:
         assert figures["max_abs_prob_delta"] <= GATES["max_abs_prob_delta_max"]
 
 
-def test_default_backend_keeps_parity_on_real_test_images(metadata, data_dir: Path) -> None:
+def test_default_backend_keeps_parity_on_real_test_images(
+    shipped: Path, metadata, data_dir: Path
+) -> None:
     records = [r for r in select(read_manifest(data_dir), metadata.classes, 6) if r.split == "test"]
     assert len(records) == 6 * len(metadata.classes)
     labels = np.array([metadata.classes.index(r.label) for r in records])
@@ -54,7 +69,7 @@ def test_default_backend_keeps_parity_on_real_test_images(metadata, data_dir: Pa
     targets = np.full(len(records), -1, np.int32)
 
     def run(backend: str) -> tuple[np.ndarray, np.ndarray]:
-        runtime = ClassifierRuntime.load(SHIPPED, backend=backend, metadata=metadata)
+        runtime = ClassifierRuntime.load(shipped, backend=backend, metadata=metadata)
         explained = runtime.explain(batch, targets)
         return explained.probabilities, explained.cams
 
@@ -65,8 +80,9 @@ def test_default_backend_keeps_parity_on_real_test_images(metadata, data_dir: Pa
 
 
 @pytest.fixture(scope="module")
-def client():
-    with TestClient(create_app(Settings(model_dir=SHIPPED, background_load=False))) as served:
+def client(shipped: Path):
+    settings = Settings(model_dir=shipped, background_load=False, extra_model_dirs="")
+    with TestClient(create_app(settings)) as served:
         yield served
 
 
@@ -95,7 +111,8 @@ def test_gate_refuses_synthetic_non_xrays(client: TestClient) -> None:
 
 
 def test_gate_passes_test_xrays_of_every_source(client: TestClient, data_dir: Path) -> None:
-    records = [r for r in read_manifest(data_dir) if r.split == "test"]
+    classes = client.get("/model").json()["classes"]
+    records = [r for r in read_manifest(data_dir) if r.split == "test" and r.label in classes]
     by_source: dict[str, list] = {}
     for record in records:
         by_source.setdefault(record.source_repo, []).append(record)
@@ -105,3 +122,4 @@ def test_gate_passes_test_xrays_of_every_source(client: TestClient, data_dir: Pa
             response = client.post("/predict", files={"file": ("x.png", data)})
             assert response.status_code == 200, (source, record.path, response.text)
             assert response.json()["input_check"]["passed"] is True
+            assert set(response.json()["probabilities"]) == set(classes)  # its own classes
