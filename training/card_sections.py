@@ -164,11 +164,15 @@ def gate_section(metadata: ModelMetadata) -> str:
         f"\n| `{s}` | {e['n']} | {e['rate']:.1%} |"
         for s, e in gate.get("test_false_rejection_by_source", {}).items()
     )
+    rule = gate.get(
+        "threshold_rule",
+        f"the {gate.get('target_false_rejection', 0.01):.0%} quantile of val X-rays",
+    )
+    positives = gate.get("positives", "train split")
     return (
         f"`gate.json`: logistic regression on sqrt(mean) of `{metadata.gradcam_layer}` "
-        f"(C = {gate['C']}), threshold {gate['threshold']:.4f} = the "
-        f"{gate.get('target_false_rejection', 0.01):.0%} quantile of val X-rays. "
-        "Val false rejection "
+        f"(C = {gate['C']}; positives: {positives}), threshold {gate['threshold']:.4f}: "
+        f"{rule}. Val false rejection "
         f"{gate['val_false_rejection']:.1%}. Non-X-ray images rejected (5-fold cross-validated, "
         f"{gate['negatives']['n']} images of `../shared/data/ood`): {by_category}. "
         f"Test false rejection {gate.get('test_false_rejection', float('nan')):.1%}; ROC in "
