@@ -28,7 +28,6 @@ from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import Forbidden, Overloaded, RequestTimeout, ServiceError
@@ -119,16 +118,8 @@ class CrossSiteGuard:
 
 
 class AdmissionGate:
-    def __init__(self, app: ASGIApp, routes: list[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.routes = routes
-
-    def _name_route(self, scope: Scope) -> None:
-        """Record the route a refused request was for (the access log and metrics label it)."""
-        for route in self.routes:
-            if route.matches(scope)[0] is Match.FULL:
-                scope["route"] = route
-                return
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope.get("state") or {}
@@ -144,7 +135,6 @@ class AdmissionGate:
         try:
             scheduler.reserve()
         except Overloaded as refused:
-            self._name_route(scope)
             await error_response(refused)(scope, receive, send)
             return
         reading = False
@@ -202,7 +192,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     """Add the middleware; the last added runs first, so security headers wrap everything."""
     # The admission gate inside the body timeout: a request waiting its turn to read (the
     # gate's receive) is not reading late; the clock starts when it reads.
-    app.add_middleware(AdmissionGate, routes=app.router.routes)
+    app.add_middleware(AdmissionGate)
     app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
     app.add_middleware(CrossSiteGuard, allowed_origins=settings.cors_origin_list)
     app.add_middleware(

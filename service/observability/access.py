@@ -62,16 +62,27 @@ def request_id_of(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-def route_template(scope: Scope) -> str:
+_KNOWN_TEMPLATES = 1024  # paths with identifiers (PACS study UIDs) would grow it without end
+
+
+def route_template(scope: Scope, known: dict[tuple[str, str], str] | None = None) -> str:
     """The matched route's path template; one label value for every unmatched path.
 
     A request refused before routing (admission: a full queue answers 503 before the body is
     read) has no ``route`` in its scope yet, so the app's routes are matched here instead.
+    ``known``: templates already matched, by (method, path), so a burst of refusals of one route
+    costs one match (the caller bounds its size).
     """
     path = getattr(scope.get("route"), "path", None)
     if path:
         return str(path)
-    return _match(getattr(scope.get("app"), "routes", ()), scope) or "unmatched"
+    key = (scope["method"], scope["path"])
+    if known is not None and key in known:
+        return known[key]
+    template = _match(getattr(scope.get("app"), "routes", ()), scope) or "unmatched"
+    if known is not None and len(known) < _KNOWN_TEMPLATES:
+        known[key] = template
+    return template
 
 
 def _match(routes: Any, scope: Scope) -> str | None:
@@ -102,6 +113,7 @@ class AccessMiddleware:
     def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._templates: dict[tuple[str, str], str] = {}  # route_template's memory
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -145,7 +157,7 @@ class AccessMiddleware:
     def _finish(
         self, scope: Scope, record: RequestRecord, status: int, code: str | None, seconds: float
     ) -> None:
-        route, method = route_template(scope), scope["method"]
+        route, method = route_template(scope, self._templates), scope["method"]
         metrics = self.metrics
         metrics.requests.labels(route, method, str(status)).inc()
         metrics.duration.labels(route, method).observe(seconds)
