@@ -20,7 +20,7 @@ from service.inference.backends import choose_backend
 from service.inference.preprocess import to_model_batch
 from service.inference.runtime import ClassifierRuntime
 from service.main import create_app
-from service.settings import Settings
+from service.settings import DEFAULT_EXTRA_MODEL_DIRS, Settings
 from training.data import load_gray, read_manifest, select
 from training.fast_export import GATES, compare
 from training.gate import synthetic_inputs
@@ -42,13 +42,23 @@ def metadata(shipped: Path):
 
 def test_the_default_and_both_binary_variants_are_shipped() -> None:
     names = {p.name for p in FOLDERS}
-    assert "cxr-vgg16-3class" in names
+    assert names >= {
+        "cxr-vgg16-3class",
+        "cxr-vgg16-covid-vs-normal",
+        "cxr-vgg16-covid-vs-pneumonia",
+    }
+    default_extras = {Path(p).name for p in DEFAULT_EXTRA_MODEL_DIRS.split(",")}
+    assert default_extras == names - {"cxr-vgg16-3class"}  # served beside the default
 
 
 def test_parity_report_is_complete_and_the_default_passed_it(metadata) -> None:
     parity = metadata.backends["parity"]
     assert parity["gates"] == GATES
-    test_split = [r for r in read_manifest(Settings().data_dir) if r.split == "test"]
+    test_split = [
+        r
+        for r in read_manifest(Settings().data_dir)
+        if r.split == "test" and r.label in metadata.classes
+    ]
     assert parity["test_images"] == len(test_split)  # the whole test split
     default = metadata.backends["default"]
     assert choose_backend("auto", metadata) == default
