@@ -9,7 +9,7 @@ export CXR_MODEL_DIR ?= models/cxr-vgg16-3class
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install system-deps serve test check format weights train evaluate export-fast bench clean
-.PHONY: soak burst fuzz bench-compare
+.PHONY: soak burst fuzz bench-compare crafted
 .PHONY: install-ray score serve-ray bench-batch
 
 $(BIN)/.installed: pyproject.toml
@@ -84,6 +84,10 @@ bench-models: install
 COMPARE_ROUNDS ?= 8
 bench-compare: install
 	$(BIN)/python -m bench.compare --model-dir $(CXR_MODEL_DIR) --rounds $(COMPARE_ROUNDS)
+
+# The crafted hostile files against the real service while /health is probed (bench/crafted.py).
+crafted: install
+	$(BIN)/python -m bench.crafted
 
 # Mutated real files through the decode worker pool (bench/fuzz.py); findings kept in
 # bench/results/tmp/fuzz-crashes. FUZZ_INPUTS=2000 for a quick look.
