@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.load import Server, drive
+from bench.load import Server, cpu_model, drive, write_result
 
 if TYPE_CHECKING:
     from service.batch.scoring import Job, Scored
@@ -30,7 +27,6 @@ if TYPE_CHECKING:
 
 # TensorFlow and the service are imported inside the functions: the decode workers import this
 # main module (multiprocessing forkserver), and must not load TensorFlow before their limits.
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def test_files(data_dir: Path, count: int, folder: Path) -> list[str]:
@@ -104,13 +100,6 @@ def http_c16(settings: Settings, files: list[str], requests: int) -> dict[str, f
         return asyncio.run(drive(server.url, "/predict", images, 16, requests))
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
 def main() -> None:
     from service.batch.scoring import Job
     from service.settings import Settings
@@ -137,11 +126,7 @@ def main() -> None:
             print(f"  ray, {actors} actor(s): {row}", flush=True)
         results["http_predict_c16"] = row = http_c16(settings, files, 64)
         print(f"  HTTP /predict c=16: {row['throughput_rps']:.2f} req/s", flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"{stamp}-batch.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written {path}")
+    print(f"written {write_result('batch', results)}")
 
 
 if __name__ == "__main__":

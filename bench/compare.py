@@ -20,20 +20,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import subprocess
 import tempfile
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.load import REPO, Server, drive, rss_mib
-from bench.run import RESULTS, test_images
+from bench.load import REPO, Server, cpu_model, drive, rss_mib, write_result
+from bench.run import test_images
 from service.settings import Settings
 
 BEFORE_HARDENING = "6282dd4"  # the last commit before decoding moved into worker processes
@@ -43,13 +40,6 @@ DEFAULT_VARIANTS = [
     "nice-0=CXR_WORK_NICENESS=0",
     f"before-hardening@{BEFORE_HARDENING}",
 ]
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def parse_variant(text: str, worktrees: Path) -> tuple[str, dict[str, str], Path]:
@@ -137,10 +127,7 @@ def main() -> None:
             f"  rounds {min(samples[name]):.1f}-{max(samples[name]):.1f}"
             f"  RSS idle {entry['rss_idle_mib']:.0f} MiB, end {entry['rss_end_mib']:.0f} MiB"
         )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"{stamp}-compare.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path = write_result("compare", report)
     print(f"wrote {path.relative_to(REPO)}; {os.cpu_count()} CPUs")
 
 

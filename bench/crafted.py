@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydicom.uid import JPEGLSLossless, RLELossless
@@ -46,7 +47,7 @@ def crafted_cases(originals: Path) -> dict[str, bytes]:
     }
 
 
-async def run(url: str, cases: dict[str, bytes], seconds: float, clients: int) -> dict:
+async def run(url: str, cases: dict[str, bytes], seconds: float, clients: int) -> dict[str, Any]:
     answers: Counter[str] = Counter()
     health: list[float] = []
     deadline = time.perf_counter() + seconds

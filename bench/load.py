@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import platform
 import socket
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
 PRODUCTION = "python -m service"  # Server(app=PRODUCTION): the launcher `make serve` runs
+
+
+def cpu_model() -> str:
+    """The CPU's model name (every figure says which CPU gave it)."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def write_result(kind: str, report: object) -> Path:
+    """``bench/results/<UTC time>-<kind>.json``."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{kind}.json"
+    path.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    return path
 
 
 def free_port() -> int:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import time
 from datetime import UTC, datetime
@@ -32,11 +31,18 @@ from typing import Any
 
 import httpx
 
-from bench.load import PRODUCTION, REPO, RssSampler, Server, rss_mib
+from bench.load import (
+    PRODUCTION,
+    REPO,
+    RESULTS,
+    RssSampler,
+    Server,
+    cpu_model,
+    rss_mib,
+    write_result,
+)
 from bench.soak import percentiles, real_images, tree_rss_mib
 from service.settings import Settings
-
-RESULTS = REPO / "bench" / "results"
 
 
 def stand_ins(model_dir: Path, count: int, folder: Path) -> list[Path]:
@@ -142,7 +148,7 @@ def main() -> None:
     rss_ratio = many["rss_after_load"]["server_mib"] / one["rss_after_load"]["server_mib"]
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor()},
+        "machine": {"cpus": os.cpu_count(), "cpu": cpu_model()},
         "note": note,
         "one_model": one,
         f"{len(many['models'])}_models": many,
@@ -163,10 +169,7 @@ def main() -> None:
     print(f"p50 ratio {ratio:.3f}x ({verdict} the 1.1x target); RSS ratio {rss_ratio:.2f}x")
     if note:
         print(f"note: {note}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = RESULTS / f"{stamp}-models.json"
-    out.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    out = write_result("models", report)
     print(f"written: {out.relative_to(REPO)}")
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.load import REPO, RssSampler, Server, drive, rss_mib
+from bench.load import RESULTS, RssSampler, Server, drive, rss_mib
 from service.inference.artifact import read_metadata
 from service.inference.backends import TENSORFLOW, fast_trunks
 from service.inference.preprocess import to_model_batch
@@ -31,8 +31,6 @@ from service.inference.runtime import ClassifierRuntime
 from service.io.decode import decode_image
 from service.settings import Settings
 from training.fast_export import median_ms
-
-RESULTS = REPO / "bench" / "results"
 
 
 def test_images(data_dir: Path, count: int) -> list[bytes]:

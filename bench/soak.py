@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import json
 import os
-import platform
 import random
 import time
 from datetime import UTC, datetime
@@ -28,10 +26,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.load import PRODUCTION, REPO, Server, rss_mib
+from bench.load import PRODUCTION, REPO, Server, cpu_model, rss_mib, write_result
 from service.settings import Settings
-
-RESULTS = REPO / "bench" / "results"
 
 
 def real_images(data_dir: Path, count: int) -> list[bytes]:
@@ -128,13 +124,6 @@ async def soak(
     }
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=float(os.environ.get("SOAK_MINUTES", 30)))
@@ -151,12 +140,10 @@ def main() -> None:
     report.update(
         model_dir=str(args.model_dir),
         images=len(images),
-        cpu=f"{cpu_name()}, {os.cpu_count()} logical CPUs",
+        cpu=f"{cpu_model()}, {os.cpu_count()} logical CPUs",
         date=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-soak.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = write_result("soak", report)
     print(
         f"soak {report['minutes']} min at c{args.concurrency} on {report['cpu']}\n"
         f"  requests {report['requests']}  errors {report['errors']} {report['error_kinds']}"
